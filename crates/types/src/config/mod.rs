@@ -1,0 +1,357 @@
+//! `AgentConfig`: every setting of an agent, its defaults, the provider
+//! registry, and (in submodules) layered loading, validation, credential
+//! resolution and the explained rendering of the effective configuration.
+
+mod credentials;
+mod explain;
+mod loader;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{CatalogError, DeprecationState, ModelCatalog, ModelDescriptor, ProviderType};
+use crate::ids::ModelId;
+use crate::secret::SecretString;
+
+pub use credentials::{CredentialSource, GENERIC_API_KEY_ENV, ResolvedCredential};
+pub use explain::ExplainedValue;
+pub use loader::{CONFIG_ENV_PREFIX, CliOverrides, ConfigSources, Environment, LoadedConfig};
+
+/// The configuration major version this build reads.
+pub const SUPPORTED_CONFIG_MAJOR: u64 = 1;
+
+/// The root of an agent's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    pub config_version: String,
+    pub runtime: RuntimeConfig,
+    pub memory: MemoryConfig,
+    pub selection: SelectionConfig,
+    pub reliability: ReliabilityConfig,
+    /// The provider registry: named entries, several of one type allowed.
+    pub providers: BTreeMap<String, ProviderEntry>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            config_version: "1.0".to_owned(),
+            runtime: RuntimeConfig::default(),
+            memory: MemoryConfig::default(),
+            selection: SelectionConfig::default(),
+            reliability: ReliabilityConfig::default(),
+            providers: BTreeMap::new(),
+        }
+    }
+}
+
+/// Limits of the turn loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Tool-calling iterations (provider calls) per user turn.
+    pub max_turns: u32,
+    /// Applies to each provider call and each tool run.
+    pub turn_timeout_secs: u64,
+    /// Optional per-session cost budget in USD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
+    /// Capacity of bounded stream channels.
+    pub stream_buffer_size: usize,
+    pub summarization: SummarizationConfig,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_turns: 8,
+            turn_timeout_secs: 60,
+            max_cost: None,
+            stream_buffer_size: 32,
+            summarization: SummarizationConfig::default(),
+        }
+    }
+}
+
+/// When and how far the rolling summary condenses history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SummarizationConfig {
+    /// Context utilisation that triggers condensing.
+    pub trigger_ratio: f64,
+    /// Utilisation to reach after condensing.
+    pub target_ratio: f64,
+    /// Unsummarised messages required before condensing.
+    pub min_turns: u32,
+}
+
+impl Default for SummarizationConfig {
+    fn default() -> Self {
+        Self {
+            trigger_ratio: 0.80,
+            target_ratio: 0.50,
+            min_turns: 4,
+        }
+    }
+}
+
+/// Persistence and retrieval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    pub enabled: bool,
+    /// The local libSQL database file.
+    pub db_path: PathBuf,
+    /// A libSQL server (sqld / Turso) instead of the local file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_url: Option<String>,
+    /// Required when `remote_url` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<SecretString>,
+    pub retrieval: RetrievalConfig,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            db_path: PathBuf::from("oxydra_memory.db"),
+            remote_url: None,
+            auth_token: None,
+            retrieval: RetrievalConfig::default(),
+        }
+    }
+}
+
+/// Hybrid retrieval weights and size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrievalConfig {
+    pub enabled: bool,
+    pub max_results: usize,
+    /// Weight of vector similarity; with `fts_weight` it must sum to 1.0.
+    pub vector_weight: f64,
+    pub fts_weight: f64,
+}
+
+impl Default for RetrievalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_results: 5,
+            vector_weight: 0.7,
+            fts_weight: 0.3,
+        }
+    }
+}
+
+/// Which provider entry and model the agent uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelectionConfig {
+    /// The name of a provider registry entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelId>,
+}
+
+/// A provider/model pair tried when the primary selection is exhausted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackSelection {
+    pub provider: String,
+    pub model: ModelId,
+}
+
+/// Retry policy of the reliability wrapper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReliabilityConfig {
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Tried in order when the primary selection fails for good.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<FallbackSelection>,
+}
+
+impl Default for ReliabilityConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 30000,
+            fallbacks: Vec::new(),
+        }
+    }
+}
+
+/// One entry of the provider registry (`[providers.<name>]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    pub provider_type: ProviderType,
+    /// An explicit key; wins over every environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<SecretString>,
+    /// The variable holding the key (default per type, e.g. `OPENAI_API_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Proxies, OpenRouter, local servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Models the pinned catalog does not know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<DeclaredModel>,
+}
+
+impl ProviderEntry {
+    /// An entry of `provider_type` with every optional field unset.
+    pub fn new(provider_type: ProviderType) -> Self {
+        Self {
+            provider_type,
+            api_key: None,
+            api_key_env: None,
+            base_url: None,
+            headers: BTreeMap::new(),
+            models: Vec::new(),
+        }
+    }
+
+    /// The pinned catalog with this entry's declared models merged in.
+    pub fn catalog(&self, pinned: &ModelCatalog) -> Result<ModelCatalog, CatalogError> {
+        pinned.with_extra_models(self.models.iter().map(|m| m.descriptor(self.provider_type)))
+    }
+}
+
+/// A model declared in a provider entry (`[[providers.<name>.models]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredModel {
+    pub id: ModelId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub max_input_tokens: u64,
+    #[serde(default = "default_declared_max_output")]
+    pub max_output_tokens: u64,
+    #[serde(default = "default_true")]
+    pub supports_tools: bool,
+    #[serde(default = "default_true")]
+    pub supports_streaming: bool,
+    #[serde(default)]
+    pub supports_reasoning_traces: bool,
+    #[serde(default)]
+    pub supports_json_mode: bool,
+    /// USD per million tokens; 0 for local models.
+    #[serde(default)]
+    pub input_price_per_million: f64,
+    #[serde(default)]
+    pub output_price_per_million: f64,
+}
+
+fn default_declared_max_output() -> u64 {
+    4096
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl DeclaredModel {
+    pub fn descriptor(&self, provider: ProviderType) -> ModelDescriptor {
+        ModelDescriptor {
+            id: self.id.clone(),
+            provider,
+            display_name: self
+                .display_name
+                .clone()
+                .unwrap_or_else(|| self.id.to_string()),
+            supports_tools: self.supports_tools,
+            supports_streaming: self.supports_streaming,
+            supports_reasoning_traces: self.supports_reasoning_traces,
+            supports_json_mode: self.supports_json_mode,
+            max_input_tokens: self.max_input_tokens,
+            max_output_tokens: self.max_output_tokens,
+            input_price_per_million: self.input_price_per_million,
+            output_price_per_million: self.output_price_per_million,
+            deprecation_state: DeprecationState::Active,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let config = AgentConfig::default();
+        assert_eq!(config.config_version, "1.0");
+        assert_eq!(config.runtime.max_turns, 8);
+        assert_eq!(config.runtime.turn_timeout_secs, 60);
+        assert_eq!(config.runtime.max_cost, None);
+        assert_eq!(config.runtime.stream_buffer_size, 32);
+        assert_eq!(config.runtime.summarization.trigger_ratio, 0.80);
+        assert_eq!(config.runtime.summarization.target_ratio, 0.50);
+        assert_eq!(config.runtime.summarization.min_turns, 4);
+        assert!(config.memory.enabled);
+        assert_eq!(config.memory.db_path, PathBuf::from("oxydra_memory.db"));
+        assert_eq!(config.memory.remote_url, None);
+        assert!(config.memory.retrieval.enabled);
+        assert_eq!(config.memory.retrieval.max_results, 5);
+        assert_eq!(config.memory.retrieval.vector_weight, 0.7);
+        assert_eq!(config.memory.retrieval.fts_weight, 0.3);
+        assert_eq!(config.selection, SelectionConfig::default());
+        assert_eq!(config.reliability.max_attempts, 3);
+        assert_eq!(config.reliability.backoff_base_ms, 1000);
+        assert_eq!(config.reliability.backoff_max_ms, 30000);
+    }
+
+    #[test]
+    fn registry_form_parses_from_toml() {
+        let config: AgentConfig = toml::from_str(
+            r#"
+[providers.openai]
+provider_type = "openai"
+api_key_env = "OPENAI_API_KEY"
+headers = { "X-Title" = "oxydra" }
+
+[providers.local]
+provider_type = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+[[providers.local.models]]
+id = "llama3.1:8b"
+max_input_tokens = 131072
+supports_tools = true
+"#,
+        )
+        .unwrap();
+        let local = &config.providers["local"];
+        assert_eq!(local.provider_type, ProviderType::Openai);
+        assert_eq!(local.models[0].max_output_tokens, 4096);
+        let catalog = local.catalog(ModelCatalog::pinned()).unwrap();
+        let llama = catalog.get(ProviderType::Openai, "llama3.1:8b").unwrap();
+        assert_eq!(llama.max_input_tokens, 131_072);
+        assert_eq!(llama.input_price_per_million, 0.0);
+        assert_eq!(config.providers["openai"].headers["X-Title"], "oxydra");
+    }
+
+    #[test]
+    fn config_round_trips_through_toml() {
+        let mut config = AgentConfig::default();
+        config.selection.provider = Some("openai".into());
+        config.memory.auth_token = Some("tok".into());
+        config
+            .providers
+            .insert("openai".into(), ProviderEntry::new(ProviderType::Openai));
+        let text = toml::to_string(&config).unwrap();
+        assert_eq!(toml::from_str::<AgentConfig>(&text).unwrap(), config);
+    }
+}

@@ -1,0 +1,357 @@
+//! The gateway's WebSocket protocol: typed JSON text frames at `/ws`.
+//! Clients send `GatewayClientFrame`s; the server sends
+//! `GatewayServerMessage`s, each a `GatewayServerFrame` stamped with the
+//! session's sequence number so a reconnecting client can resume.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ModelId, SessionId, TurnId, UserId};
+use crate::protocol::bootstrap::StartupDegradedReason;
+use crate::runner::SandboxTier;
+use crate::secret::SecretString;
+
+/// Frames a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GatewayClientFrame {
+    /// The first frame of every connection. `session_id` attaches to an
+    /// existing session (else the user's latest or a new one);
+    /// `resume_from` is the last sequence number the client saw.
+    Hello {
+        user_id: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        /// The access token from the endpoint file.
+        token: SecretString,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_from: Option<u64>,
+    },
+    /// A user message; queued in the session's lane.
+    SendTurn {
+        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_turn_id: Option<String>,
+    },
+    /// Cancels the session's active turn (never the agent itself).
+    CancelActiveTurn,
+    /// Starts a new conversation; old sessions stay stored.
+    NewSession,
+    /// The human's answer to an `ApprovalRequest`.
+    ApprovalResponse {
+        request_id: String,
+        approved: bool,
+    },
+    HealthCheck,
+    /// Asks for the user's sessions, most recently updated first.
+    ListSessions,
+}
+
+/// A server frame with its per-session sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayServerMessage {
+    /// Increases by one per frame within a session; 0 for frames sent
+    /// before a session is attached (e.g. an authentication error).
+    pub seq: u64,
+    #[serde(flatten)]
+    pub frame: GatewayServerFrame,
+}
+
+/// Token usage and estimated cost of one turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TurnUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+    /// Catalog list prices × tokens: an estimate, not billing.
+    pub cost_usd: f64,
+}
+
+/// Why the server sent an `Error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayErrorCode {
+    /// Missing or wrong token; the connection is closed after this frame.
+    Unauthorized,
+    /// A frame other than `Hello` arrived before authentication.
+    HelloRequired,
+    /// The frame was not valid JSON or not a known frame type.
+    MalformedFrame,
+    /// The frame exceeded the size cap.
+    FrameTooLarge,
+    /// The session's lane is full; try again later.
+    Busy,
+    /// `CancelActiveTurn` with no active turn.
+    NoActiveTurn,
+    /// An `ApprovalResponse` for an unknown or expired request.
+    UnknownApproval,
+    /// The session does not exist or belongs to someone else.
+    UnknownSession,
+    /// The turn failed (provider error, budget exceeded, …).
+    TurnFailed,
+    Internal,
+}
+
+/// One of the user's sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub session_id: SessionId,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at_ms: i64,
+    /// Whether this connection is attached to it.
+    pub current: bool,
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GatewayServerFrame {
+    HelloAck {
+        runtime_session_id: SessionId,
+        tier: SandboxTier,
+        degraded_reasons: Vec<StartupDegradedReason>,
+        model: ModelId,
+    },
+    TurnStarted {
+        turn_id: TurnId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_turn_id: Option<String>,
+    },
+    AssistantDelta {
+        text: String,
+    },
+    ToolCallStarted {
+        call_id: String,
+        name: String,
+        /// A short, scrubbed description of the arguments.
+        summary: String,
+    },
+    ToolCallFinished {
+        call_id: String,
+        name: String,
+        ok: bool,
+    },
+    ApprovalRequest {
+        request_id: String,
+        tool: String,
+        arguments_summary: String,
+    },
+    TurnCompleted {
+        turn_id: TurnId,
+        final_message: String,
+        usage: TurnUsage,
+    },
+    TurnCancelled {
+        turn_id: TurnId,
+    },
+    Error {
+        code: GatewayErrorCode,
+        message: String,
+    },
+    HealthStatus {
+        healthy: bool,
+        tier: SandboxTier,
+        degraded_reasons: Vec<StartupDegradedReason>,
+        active_sessions: usize,
+        uptime_secs: u64,
+    },
+    Sessions {
+        sessions: Vec<SessionSummary>,
+    },
+}
+
+impl GatewayServerFrame {
+    /// Frames that end a turn: what a client resuming from too far back
+    /// gets instead of the frames it missed.
+    pub fn is_turn_terminal(&self) -> bool {
+        match self {
+            Self::TurnCompleted { .. } | Self::TurnCancelled { .. } => true,
+            Self::Error { code, .. } => *code == GatewayErrorCode::TurnFailed,
+            Self::HelloAck { .. }
+            | Self::TurnStarted { .. }
+            | Self::AssistantDelta { .. }
+            | Self::ToolCallStarted { .. }
+            | Self::ToolCallFinished { .. }
+            | Self::ApprovalRequest { .. }
+            | Self::HealthStatus { .. }
+            | Self::Sessions { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::round_trip;
+    use serde_json::json;
+
+    fn client_frames() -> Vec<GatewayClientFrame> {
+        vec![
+            GatewayClientFrame::Hello {
+                user_id: UserId::parse("alice").unwrap(),
+                session_id: Some("s-1".into()),
+                token: "secret-token".into(),
+                resume_from: Some(41),
+            },
+            GatewayClientFrame::SendTurn {
+                content: "list /shared".into(),
+                client_turn_id: Some("c-1".into()),
+            },
+            GatewayClientFrame::CancelActiveTurn,
+            GatewayClientFrame::NewSession,
+            GatewayClientFrame::ApprovalResponse {
+                request_id: "r-1".into(),
+                approved: false,
+            },
+            GatewayClientFrame::HealthCheck,
+            GatewayClientFrame::ListSessions,
+        ]
+    }
+
+    fn server_frames() -> Vec<GatewayServerFrame> {
+        vec![
+            GatewayServerFrame::HelloAck {
+                runtime_session_id: "s-1".into(),
+                tier: SandboxTier::Process,
+                degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
+                model: "gpt-4.1".into(),
+            },
+            GatewayServerFrame::TurnStarted {
+                turn_id: "t-1".into(),
+                client_turn_id: None,
+            },
+            GatewayServerFrame::AssistantDelta { text: "Hel".into() },
+            GatewayServerFrame::ToolCallStarted {
+                call_id: "call_1".into(),
+                name: "file_list".into(),
+                summary: "/shared".into(),
+            },
+            GatewayServerFrame::ToolCallFinished {
+                call_id: "call_1".into(),
+                name: "file_list".into(),
+                ok: true,
+            },
+            GatewayServerFrame::ApprovalRequest {
+                request_id: "r-1".into(),
+                tool: "shell_exec".into(),
+                arguments_summary: "ls".into(),
+            },
+            GatewayServerFrame::TurnCompleted {
+                turn_id: "t-1".into(),
+                final_message: "Hello".into(),
+                usage: TurnUsage {
+                    input_tokens: 10,
+                    output_tokens: 2,
+                    total_tokens: 12,
+                    cost_usd: 0.000036,
+                },
+            },
+            GatewayServerFrame::TurnCancelled {
+                turn_id: "t-2".into(),
+            },
+            GatewayServerFrame::Error {
+                code: GatewayErrorCode::Busy,
+                message: "session lane is full".into(),
+            },
+            GatewayServerFrame::HealthStatus {
+                healthy: true,
+                tier: SandboxTier::Container,
+                degraded_reasons: vec![],
+                active_sessions: 3,
+                uptime_secs: 60,
+            },
+            GatewayServerFrame::Sessions {
+                sessions: vec![SessionSummary {
+                    session_id: "s-1".into(),
+                    updated_at_ms: 1_700_000_000_000,
+                    current: true,
+                }],
+            },
+        ]
+    }
+
+    #[test]
+    fn every_client_frame_round_trips() {
+        for frame in client_frames() {
+            round_trip(&frame);
+        }
+    }
+
+    #[test]
+    fn every_server_frame_round_trips_with_its_sequence() {
+        for (seq, frame) in server_frames().into_iter().enumerate() {
+            round_trip(&GatewayServerMessage {
+                seq: seq as u64,
+                frame,
+            });
+        }
+    }
+
+    #[test]
+    fn wire_shapes_are_flat_and_tagged() {
+        let hello = serde_json::to_value(&client_frames()[0]).unwrap();
+        assert_eq!(
+            hello,
+            json!({"type": "hello", "user_id": "alice", "session_id": "s-1",
+                   "token": "secret-token", "resume_from": 41})
+        );
+        assert_eq!(
+            serde_json::to_value(GatewayClientFrame::CancelActiveTurn).unwrap(),
+            json!({"type": "cancel_active_turn"})
+        );
+        let delta = GatewayServerMessage {
+            seq: 7,
+            frame: GatewayServerFrame::AssistantDelta { text: "hi".into() },
+        };
+        assert_eq!(
+            serde_json::to_value(&delta).unwrap(),
+            json!({"seq": 7, "type": "assistant_delta", "text": "hi"})
+        );
+    }
+
+    #[test]
+    fn hello_debug_masks_the_token() {
+        let debug = format!("{:?}", client_frames()[0]);
+        assert!(!debug.contains("secret-token"), "{debug}");
+    }
+
+    #[test]
+    fn malformed_and_unknown_frames_are_clear_errors() {
+        let cases = [
+            (
+                r#"{"type":"launch_missiles"}"#,
+                "unknown variant `launch_missiles`",
+            ),
+            (r#"{"type":"send_turn"}"#, "missing field `content`"),
+            (r#"{"content":"hi"}"#, "missing field `type`"),
+            (
+                r#"{"type":"hello","user_id":"../x","token":"t"}"#,
+                "invalid user id",
+            ),
+            (r#"{"type":"send_turn","content":42}"#, "invalid type"),
+            ("not json", "expected ident"),
+        ];
+        for (text, expected) in cases {
+            let err = serde_json::from_str::<GatewayClientFrame>(text).unwrap_err();
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
+        let err = serde_json::from_str::<GatewayServerMessage>(r#"{"type":"turn_cancelled"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
+    }
+
+    #[test]
+    fn terminal_frames() {
+        let terminal: Vec<_> = server_frames()
+            .into_iter()
+            .filter(GatewayServerFrame::is_turn_terminal)
+            .collect();
+        assert_eq!(terminal.len(), 2);
+        assert!(
+            GatewayServerFrame::Error {
+                code: GatewayErrorCode::TurnFailed,
+                message: "x".into()
+            }
+            .is_turn_terminal()
+        );
+    }
+}

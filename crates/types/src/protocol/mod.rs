@@ -1,0 +1,4 @@
+pub mod bootstrap;
+pub mod framing;
+pub mod gateway;
+pub mod shell;
