@@ -53,3 +53,94 @@ mod test_support {
         assert_eq!(&back, value, "round trip changed {json}");
     }
 }
+
+#[cfg(test)]
+mod enum_wire_names {
+    use crate::catalog::{DeprecationState, ProviderType};
+    use crate::error::BudgetKind;
+    use crate::message::MessageRole;
+    use crate::protocol::bootstrap::{ApprovalPolicy, ShellMode};
+    use crate::protocol::gateway::GatewayErrorCode;
+    use crate::protocol::shell::StreamType;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use std::fmt::Debug;
+
+    /// Each variant serialises to `name` and parses back; an unknown name
+    /// is rejected with serde's "unknown variant" message.
+    fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(cases: &[(T, &str)]) {
+        for (value, name) in cases {
+            let json = serde_json::to_string(value).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), value);
+        }
+        let err = serde_json::from_str::<T>("\"no_such_variant\"").unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+
+    #[test]
+    fn every_unit_enum_has_a_stable_wire_name() {
+        check(&[
+            (MessageRole::System, "system"),
+            (MessageRole::User, "user"),
+            (MessageRole::Assistant, "assistant"),
+            (MessageRole::Tool, "tool"),
+        ]);
+        check(&[
+            (ProviderType::Openai, "openai"),
+            (ProviderType::OpenaiResponses, "openai_responses"),
+            (ProviderType::Anthropic, "anthropic"),
+            (ProviderType::Gemini, "gemini"),
+        ]);
+        for provider in ProviderType::ALL {
+            assert_eq!(
+                serde_json::to_string(&provider).unwrap(),
+                format!("\"{}\"", provider.as_str())
+            );
+        }
+        check(&[
+            (DeprecationState::Active, "active"),
+            (DeprecationState::Deprecated, "deprecated"),
+            (DeprecationState::Retired, "retired"),
+        ]);
+        check(&[
+            (BudgetKind::Turns, "turns"),
+            (BudgetKind::Cost, "cost"),
+            (BudgetKind::Timeout, "timeout"),
+        ]);
+        check(&[
+            (ShellMode::Session, "session"),
+            (ShellMode::Host, "host"),
+            (ShellMode::Disabled, "disabled"),
+        ]);
+        check(&[
+            (ApprovalPolicy::Ask, "ask"),
+            (ApprovalPolicy::Allow, "allow"),
+            (ApprovalPolicy::Deny, "deny"),
+        ]);
+        check(&[
+            (StreamType::Stdout, "stdout"),
+            (StreamType::Stderr, "stderr"),
+        ]);
+        check(&[
+            (GatewayErrorCode::Unauthorized, "unauthorized"),
+            (GatewayErrorCode::HelloRequired, "hello_required"),
+            (GatewayErrorCode::MalformedFrame, "malformed_frame"),
+            (GatewayErrorCode::FrameTooLarge, "frame_too_large"),
+            (GatewayErrorCode::Busy, "busy"),
+            (GatewayErrorCode::NoActiveTurn, "no_active_turn"),
+            (GatewayErrorCode::UnknownApproval, "unknown_approval"),
+            (GatewayErrorCode::UnknownSession, "unknown_session"),
+            (GatewayErrorCode::TurnFailed, "turn_failed"),
+            (GatewayErrorCode::Internal, "internal"),
+        ]);
+    }
+
+    #[test]
+    fn caps_round_trip() {
+        let caps = crate::ModelCatalog::pinned()
+            .caps(ProviderType::Gemini, &"gemini-2.5-pro".into())
+            .unwrap();
+        crate::test_support::round_trip(&caps);
+    }
+}
