@@ -31,8 +31,8 @@ pub use error::{
 pub use ids::{ModelId, ProviderId, SessionId, TurnId, UserId};
 pub use memory::{Memory, MemoryRetrieval};
 pub use message::{
-    Context, FinishReason, Message, MessageRole, ProviderStream, Response, StreamItem, ToolCall,
-    UsageUpdate,
+    Context, FinishReason, GenerationSettings, Message, MessageRole, ProviderStream, Response,
+    StreamItem, ToolCall, UsageUpdate,
 };
 pub use provider::Provider;
 pub use schema::{FunctionDecl, JsonSchema};

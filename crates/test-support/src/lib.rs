@@ -1,0 +1,17 @@
+//! Test fakes for Oxydra. This crate owns the scriptable fake LLM servers:
+//! each speaks one real vendor wire format (OpenAI chat, the Responses API,
+//! Anthropic, Gemini) over real HTTP/SSE on 127.0.0.1, follows a script of
+//! replies and faults, and records every request. It also ships the
+//! `oxydra-fake-llm` binary to run Oxydra offline against a scripted
+//! conversation.
+//!
+//! It is a dev-only crate and must never know Oxydra's own types: the fakes
+//! check providers against the vendors' wire formats, not against the
+//! provider code's idea of them.
+
+pub mod fake_llm;
+
+pub use fake_llm::{
+    Chunking, FakeLlm, Fault, RecordedRequest, ReplyBody, Script, ScriptedReply, ScriptedToolCall,
+    WhenExhausted, WireFormat,
+};
