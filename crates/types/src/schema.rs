@@ -103,6 +103,23 @@ impl JsonSchema {
         }
     }
 
+    /// An integer node with a lower bound; other nodes are returned as they
+    /// are (bounds only apply to integers).
+    pub fn with_minimum(mut self, value: i64) -> Self {
+        if let Self::Integer { minimum, .. } = &mut self {
+            *minimum = Some(value);
+        }
+        self
+    }
+
+    /// An integer node with an upper bound; other nodes are unchanged.
+    pub fn with_maximum(mut self, value: i64) -> Self {
+        if let Self::Integer { maximum, .. } = &mut self {
+            *maximum = Some(value);
+        }
+        self
+    }
+
     /// The same node with its description set.
     pub fn with_description(mut self, text: impl Into<String>) -> Self {
         let text = Some(text.into());
@@ -192,6 +209,16 @@ mod tests {
     fn unsupported_schema_type_is_a_clear_error() {
         let err = serde_json::from_str::<JsonSchema>(r#"{"type":"null"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant `null`"), "{err}");
+    }
+
+    #[test]
+    fn integer_bounds() {
+        let node = JsonSchema::integer().with_minimum(1).with_maximum(20);
+        assert_eq!(
+            serde_json::to_value(&node).unwrap(),
+            json!({"type": "integer", "minimum": 1, "maximum": 20})
+        );
+        assert_eq!(JsonSchema::string().with_minimum(1), JsonSchema::string());
     }
 
     #[test]
