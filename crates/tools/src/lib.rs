@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod registry;
+pub mod settings;
 pub mod shell;
 pub mod vault;
 pub mod web;

@@ -34,6 +34,7 @@ pub struct AgentConfig {
     pub reliability: ReliabilityConfig,
     /// The provider registry: named entries, several of one type allowed.
     pub providers: BTreeMap<String, ProviderEntry>,
+    pub tools: ToolsConfig,
 }
 
 impl Default for AgentConfig {
@@ -45,6 +46,7 @@ impl Default for AgentConfig {
             selection: SelectionConfig::default(),
             reliability: ReliabilityConfig::default(),
             providers: BTreeMap::new(),
+            tools: ToolsConfig::default(),
         }
     }
 }
@@ -191,6 +193,81 @@ impl Default for ReliabilityConfig {
     }
 }
 
+/// How the core tools behave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Tool output beyond this many bytes is truncated before the model
+    /// sees it.
+    pub max_output_bytes: usize,
+    pub shell: ShellToolConfig,
+    pub web: WebToolConfig,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            max_output_bytes: 16 * 1024,
+            shell: ShellToolConfig::default(),
+            web: WebToolConfig::default(),
+        }
+    }
+}
+
+/// `shell_exec` settings (whether it exists at all is the runner's
+/// decision, from the sandbox tier).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShellToolConfig {
+    /// The executables `shell_exec` may run; unset means the built-in
+    /// default list (see docs/shell-policy.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowlist: Option<Vec<String>>,
+}
+
+/// `web_fetch` / `web_search` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebToolConfig {
+    pub enabled: bool,
+    pub timeout_secs: u64,
+    /// The most bytes of a response body that are read.
+    pub max_response_bytes: usize,
+    /// The search backend; without one `web_search` is not offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchConfig>,
+}
+
+impl Default for WebToolConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            timeout_secs: 20,
+            max_response_bytes: 2 * 1024 * 1024,
+            search: None,
+        }
+    }
+}
+
+/// Where `web_search` sends queries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SearchConfig {
+    /// A SearXNG instance with the JSON format enabled.
+    Searxng { base_url: String },
+    /// The Brave Search API; the key is read from `api_key_env`.
+    Brave {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+        #[serde(default = "default_brave_key_env")]
+        api_key_env: String,
+    },
+}
+
+fn default_brave_key_env() -> String {
+    "BRAVE_API_KEY".to_owned()
+}
+
 /// One entry of the provider registry (`[providers.<name>]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +389,41 @@ mod tests {
         assert_eq!(config.reliability.max_attempts, 3);
         assert_eq!(config.reliability.backoff_base_ms, 1000);
         assert_eq!(config.reliability.backoff_max_ms, 30000);
+    }
+
+    #[test]
+    fn tools_section_parses_with_defaults() {
+        let config: AgentConfig = toml::from_str(
+            r#"
+[tools]
+max_output_bytes = 8192
+[tools.shell]
+allowlist = ["ls", "cat"]
+[tools.web.search]
+backend = "brave"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.tools.max_output_bytes, 8192);
+        assert_eq!(
+            config.tools.shell.allowlist.as_deref(),
+            Some(&["ls".to_owned(), "cat".to_owned()][..])
+        );
+        assert!(config.tools.web.enabled);
+        assert_eq!(
+            config.tools.web.search,
+            Some(SearchConfig::Brave {
+                base_url: None,
+                api_key_env: "BRAVE_API_KEY".into()
+            })
+        );
+        let err = toml::from_str::<AgentConfig>("[tools.web.search]\nbackend = \"google\"\n")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `google`"),
+            "{err}"
+        );
+        assert_eq!(AgentConfig::default().tools.max_output_bytes, 16 * 1024);
     }
 
     #[test]

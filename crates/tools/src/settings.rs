@@ -1,0 +1,104 @@
+//! Turns the `[tools]` configuration into the settings the tools take.
+
+use std::time::Duration;
+
+use sandbox::shell_policy::ShellPolicy;
+use types::config::{SearchConfig, ShellToolConfig, WebToolConfig};
+use types::{SecretString, ToolError};
+
+use crate::web::{SearchBackend, WebConfig};
+
+/// The shell policy: the configured allowlist, or the built-in one.
+pub fn shell_policy(config: &ShellToolConfig) -> ShellPolicy {
+    match &config.allowlist {
+        Some(allowlist) => ShellPolicy::new(allowlist.iter().cloned()),
+        None => ShellPolicy::default(),
+    }
+}
+
+/// The web tools' limits.
+pub fn web_config(config: &WebToolConfig) -> WebConfig {
+    WebConfig {
+        timeout: Duration::from_secs(config.timeout_secs.max(1)),
+        max_response_bytes: config.max_response_bytes.max(1),
+        ..WebConfig::default()
+    }
+}
+
+/// The search backend, reading a Brave key through `lookup` (the process
+/// environment, or the bootstrap envelope's credentials).
+pub fn search_backend(
+    config: &SearchConfig,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<SearchBackend, ToolError> {
+    match config {
+        SearchConfig::Searxng { base_url } => Ok(SearchBackend::Searxng {
+            base_url: base_url.clone(),
+        }),
+        SearchConfig::Brave {
+            base_url,
+            api_key_env,
+        } => {
+            let key = lookup(api_key_env)
+                .filter(|key| !key.trim().is_empty())
+                .ok_or_else(|| {
+                    ToolError::Execution(format!(
+                        "web search uses Brave but the environment variable {api_key_env} holding its API key is not set"
+                    ))
+                })?;
+            Ok(SearchBackend::Brave {
+                base_url: base_url
+                    .clone()
+                    .unwrap_or_else(|| SearchBackend::BRAVE_BASE_URL.to_owned()),
+                api_key: SecretString::new(key),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_allowlist_defaults_and_overrides() {
+        let default = shell_policy(&ShellToolConfig::default());
+        assert!(default.allowed_programs().any(|p| p == "grep"));
+        let custom = shell_policy(&ShellToolConfig {
+            allowlist: Some(vec!["ls".into()]),
+        });
+        assert_eq!(custom.allowed_programs().collect::<Vec<_>>(), ["ls"]);
+        assert!(custom.check("cat x").is_err());
+    }
+
+    #[test]
+    fn web_limits_come_from_config() {
+        let config = web_config(&WebToolConfig {
+            timeout_secs: 7,
+            max_response_bytes: 1000,
+            ..WebToolConfig::default()
+        });
+        assert_eq!(config.timeout, Duration::from_secs(7));
+        assert_eq!(config.max_response_bytes, 1000);
+    }
+
+    #[test]
+    fn brave_needs_its_key_and_never_shows_it() {
+        let brave = SearchConfig::Brave {
+            base_url: None,
+            api_key_env: "BRAVE_API_KEY".into(),
+        };
+        let err = search_backend(&brave, |_| None).unwrap_err();
+        assert!(err.to_string().contains("BRAVE_API_KEY"), "{err}");
+        let backend = search_backend(&brave, |_| Some("brv-secret".into())).unwrap();
+        assert!(!format!("{backend:?}").contains("brv-secret"));
+        let searx = search_backend(
+            &SearchConfig::Searxng {
+                base_url: "http://127.0.0.1:8888".into(),
+            },
+            |_| None,
+        )
+        .unwrap();
+        assert!(matches!(searx, SearchBackend::Searxng { .. }));
+    }
+}
