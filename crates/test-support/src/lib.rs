@@ -5,13 +5,18 @@
 //! `oxydra-fake-llm` binary to run Oxydra offline against a scripted
 //! conversation.
 //!
-//! It is a dev-only crate and must never know Oxydra's own types: the fakes
-//! check providers against the vendors' wire formats, not against the
-//! provider code's idea of them.
+//! It also holds `RecordingMemory`, an in-memory implementation of the
+//! `Memory` and `MemoryRetrieval` traits that records every operation.
+//!
+//! It is a dev-only crate. The fake LLM servers never use Oxydra's provider
+//! code or message types: they check providers against the vendors' wire
+//! formats, not against the provider code's idea of them.
 
 pub mod fake_llm;
+pub mod memory;
 
 pub use fake_llm::{
     Chunking, FakeLlm, Fault, RecordedRequest, ReplyBody, Script, ScriptedReply, ScriptedToolCall,
     WhenExhausted, WireFormat,
 };
+pub use memory::{MemoryOp, RecordingMemory};

@@ -29,7 +29,10 @@ pub use error::{
     ToolError,
 };
 pub use ids::{ModelId, ProviderId, SessionId, TurnId, UserId};
-pub use memory::{Memory, MemoryRetrieval};
+pub use memory::{
+    ChunkInput, Memory, MemoryRecord, MemoryRetrieval, MemorySummaryState, RetrievalResult,
+    SummaryWriteOutcome, UpsertOutcome,
+};
 pub use message::{
     Context, FinishReason, GenerationSettings, Message, MessageRole, ProviderStream, Response,
     StreamItem, ToolCall, UsageUpdate,
