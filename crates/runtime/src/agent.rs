@@ -152,6 +152,18 @@ impl AgentRuntime {
             .clone())
     }
 
+    /// Rebuilds a session from its stored events (dropping any cached
+    /// state) and returns how many messages it holds.
+    pub async fn restore_session(&self, session_id: &SessionId) -> Result<usize, RuntimeError> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(session_id);
+        let session = self.session(session_id).await?;
+        let state = session.lock().await;
+        Ok(state.messages.len())
+    }
+
     /// Stores `message` (write-through) and appends it to the session.
     async fn append(
         &self,

@@ -28,14 +28,11 @@ impl RuntimeLimits {
             max_cost: config.max_cost,
             turn_timeout: Duration::from_secs(config.turn_timeout_secs),
             stream_buffer_size: config.stream_buffer_size,
-            context_safety_margin: DEFAULT_SAFETY_MARGIN,
+            context_safety_margin: config.context_safety_margin.clamp(0.0, 0.9),
             summarization: config.summarization.clone(),
         }
     }
 }
-
-/// 10 % of the window stays free by default.
-pub const DEFAULT_SAFETY_MARGIN: f64 = 0.10;
 
 impl Default for RuntimeLimits {
     fn default() -> Self {

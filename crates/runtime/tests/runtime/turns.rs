@@ -502,6 +502,10 @@ async fn a_session_continues_after_a_restart_from_stored_events() {
         RuntimeLimits::default(),
         &harness.memory,
     );
+    assert_eq!(
+        restarted.restore_session(&harness.session).await.unwrap(),
+        2
+    );
     let (tx, _rx) = tokio::sync::mpsc::channel(64);
     restarted
         .run_session(&harness.session, "second", &CancellationToken::new(), &tx)

@@ -64,6 +64,9 @@ pub struct RuntimeConfig {
     pub max_cost: Option<f64>,
     /// Capacity of bounded stream channels.
     pub stream_buffer_size: usize,
+    /// Share of the model's input window kept free: token counts are
+    /// `cl100k_base` estimates, inexact for non-OpenAI models.
+    pub context_safety_margin: f64,
     pub summarization: SummarizationConfig,
 }
 
@@ -74,6 +77,7 @@ impl Default for RuntimeConfig {
             turn_timeout_secs: 60,
             max_cost: None,
             stream_buffer_size: 32,
+            context_safety_margin: 0.10,
             summarization: SummarizationConfig::default(),
         }
     }
