@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
+use sandbox::egress::{EgressConfigError, EgressException};
 use sandbox::shell_policy::ShellPolicy;
 use types::config::{SearchConfig, ShellToolConfig, WebToolConfig};
+use types::protocol::bootstrap::EgressPolicy;
 use types::{SecretString, ToolError};
 
-use crate::web::{SearchBackend, WebConfig};
+use crate::web::{SearchBackend, SsrfGuard, WebConfig};
 
 /// The shell policy: the configured allowlist, or the built-in one.
 pub fn shell_policy(config: &ShellToolConfig) -> ShellPolicy {
@@ -23,6 +25,29 @@ pub fn web_config(config: &WebToolConfig) -> WebConfig {
         max_response_bytes: config.max_response_bytes.max(1),
         ..WebConfig::default()
     }
+}
+
+/// The SSRF guard for the runner's egress policy, with the operator's
+/// `allow_internal` exceptions and the SearXNG host (usually on the LAN or
+/// loopback) opened.
+pub fn egress_guard(
+    policy: &EgressPolicy,
+    config: &WebToolConfig,
+) -> Result<SsrfGuard, EgressConfigError> {
+    let mut exceptions = config
+        .allow_internal
+        .iter()
+        .map(|entry| entry.parse::<EgressException>())
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(SearchConfig::Searxng { base_url }) = &config.search
+        && let Some(exception) = url::Url::parse(base_url)
+            .ok()
+            .as_ref()
+            .and_then(EgressException::for_url)
+    {
+        exceptions.push(exception);
+    }
+    SsrfGuard::from_policy(policy, exceptions)
 }
 
 /// The search backend, reading a Brave key through `lookup` (the process
@@ -80,6 +105,29 @@ mod tests {
         });
         assert_eq!(config.timeout, Duration::from_secs(7));
         assert_eq!(config.max_response_bytes, 1000);
+    }
+
+    #[test]
+    fn egress_guard_opens_configured_internal_hosts_only() {
+        use crate::web::EgressGuard;
+        let config = WebToolConfig {
+            allow_internal: vec!["10.1.2.3:8080".into()],
+            search: Some(SearchConfig::Searxng {
+                base_url: "http://127.0.0.1:8888/".into(),
+            }),
+            ..WebToolConfig::default()
+        };
+        let guard = egress_guard(&EgressPolicy::DefaultSafe, &config).unwrap();
+        let check = |url: &str| guard.check_url(&url::Url::parse(url).unwrap());
+        assert!(check("http://10.1.2.3:8080/x").is_ok());
+        assert!(check("http://127.0.0.1:8888/search").is_ok());
+        assert!(check("http://127.0.0.1:9999/").is_err());
+        assert!(check("http://169.254.169.254/latest/meta-data").is_err());
+        let bad = WebToolConfig {
+            allow_internal: vec!["*.internal".into()],
+            ..WebToolConfig::default()
+        };
+        assert!(egress_guard(&EgressPolicy::DefaultSafe, &bad).is_err());
     }
 
     #[test]

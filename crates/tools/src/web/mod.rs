@@ -2,23 +2,27 @@
 //!
 //! Both follow one path: parse the model's arguments into a typed struct, ask
 //! the [`EgressGuard`] whether the URL may be contacted, send the request
-//! through a client whose redirect policy asks the guard again on every hop,
-//! read the body as a stream up to a byte cap, and turn it into text the
-//! model can read. The guard is the single seam where the SSRF policy
-//! (address resolution, blocked ranges) plugs in; until then
-//! [`SchemeOnlyGuard`] enforces the URL-shape rules only.
+//! through a client whose redirect policy asks the guard again on every hop
+//! and whose resolver ([`GuardedResolver`]) lets the guard judge every
+//! address a host name resolves to before connecting to exactly those, read
+//! the body as a stream up to a byte cap, and turn it into text the model
+//! can read. The guard is the single seam of the SSRF policy: production
+//! uses [`SsrfGuard`]; [`SchemeOnlyGuard`] (URL shape only) is for tests
+//! against local servers.
 //!
 //! Environment proxies (`HTTP_PROXY`, …) are deliberately ignored: a proxy
 //! would resolve and connect on our behalf, out of the guard's sight. The
-//! strict-allowlist egress mode will configure its proxy explicitly.
+//! only proxy ever used is the one the guard names (the strict-allowlist
+//! egress mode), which then resolves names itself.
 
 mod fetch;
+mod guard;
 mod register;
+mod resolver;
 mod search;
 mod text;
 
 use std::error::Error as StdError;
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,53 +31,12 @@ use types::ToolError;
 use url::Url;
 
 pub use fetch::WebFetchTool;
+pub use guard::{EgressGuard, SchemeOnlyGuard, SsrfGuard};
 pub use register::{UrlPolicy, WebToolsError, register_web_tools};
+pub use resolver::{GuardedResolver, HostLookup, SystemLookup};
 pub use search::{SearchBackend, WebSearchTool};
 
-/// Decides whether a URL may be fetched. Checked before the first request AND
-/// on every redirect hop.
-///
-/// The SSRF guard (address resolution, blocked ranges, DNS-rebinding-safe
-/// connection) will implement this trait in the sandbox crate later; this is
-/// the single hook for it.
-pub trait EgressGuard: Send + Sync + Debug {
-    /// `Ok(())` lets the request go; a refusal is
-    /// `ToolError::PolicyViolation { reason }`, where `reason` tells the model
-    /// why (it is shown verbatim).
-    fn check_url(&self, url: &Url) -> Result<(), ToolError>;
-}
-
-/// Only `http`/`https`, a host present, no credentials in the URL
-/// (`user:pass@`). No address checks yet.
-#[derive(Debug, Clone, Default)]
-pub struct SchemeOnlyGuard;
-
-impl EgressGuard for SchemeOnlyGuard {
-    fn check_url(&self, url: &Url) -> Result<(), ToolError> {
-        let refuse = |reason: String| Err(ToolError::PolicyViolation { reason });
-        match url.scheme() {
-            "http" | "https" => {}
-            other => {
-                return refuse(format!(
-                    "only http:// and https:// URLs may be fetched, not {other}: URLs"
-                ));
-            }
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return refuse("the URL has no host name".to_owned());
-        }
-        // The credentials themselves are never echoed back.
-        if !url.username().is_empty() || url.password().is_some() {
-            return refuse(
-                "URLs with embedded credentials (user:password@host) are refused; remove them"
-                    .to_owned(),
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Limits shared by both web tools.
+/// Limits and name resolution shared by both web tools.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
     /// Per request, redirects and body included. Default 20 s.
@@ -84,6 +47,9 @@ pub struct WebConfig {
     pub max_redirects: usize,
     /// Default `oxydra/<crate version>`.
     pub user_agent: String,
+    /// How host names become addresses (before the guard checks them).
+    /// Default [`SystemLookup`]; tests inject a stub.
+    pub lookup: Arc<dyn HostLookup>,
 }
 
 impl Default for WebConfig {
@@ -93,6 +59,7 @@ impl Default for WebConfig {
             max_response_bytes: 2 * 1024 * 1024,
             max_redirects: 5,
             user_agent: concat!("oxydra/", env!("CARGO_PKG_VERSION")).to_owned(),
+            lookup: Arc::new(SystemLookup),
         }
     }
 }
@@ -110,9 +77,10 @@ fn parse_args<T: DeserializeOwned>(tool: &str, args: &str, example: &str) -> Res
     })
 }
 
-/// One client per tool: timeouts from `config`, no environment proxy, no
-/// `Referer`, and a redirect policy that counts hops and asks `guard` about
-/// every one of them.
+/// One client per tool: timeouts from `config`, no `Referer`, a redirect
+/// policy that counts hops and asks `guard` about every one of them, a
+/// resolver that lets `guard` judge every resolved address, and no proxy
+/// but the one `guard` names.
 fn build_client(
     tool: &'static str,
     config: &WebConfig,
@@ -123,6 +91,18 @@ fn build_client(
             "{tool} is misconfigured: timeout and max_response_bytes must be greater than 0"
         )));
     }
+    let resolver = GuardedResolver::new(Arc::clone(&guard), Arc::clone(&config.lookup));
+    // The URL is not quoted: it may carry the proxy's password.
+    let proxy = guard
+        .proxy()
+        .map(|url| reqwest::Proxy::all(url.as_str()))
+        .transpose()
+        .map_err(|error| {
+            ToolError::Execution(format!(
+                "{tool}: the egress proxy URL is not usable: {}",
+                root_cause(&error)
+            ))
+        })?;
     let max_redirects = config.max_redirects;
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         // `previous` holds the original URL plus every hop already followed,
@@ -149,20 +129,25 @@ fn build_client(
             Err(other) => attempt.error(other),
         }
     });
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(config.user_agent.clone())
         .timeout(config.timeout)
         .connect_timeout(config.timeout)
         .redirect(policy)
         .referer(false)
-        .no_proxy()
-        .build()
-        .map_err(|error| {
-            ToolError::Execution(format!(
-                "{tool}: could not build the HTTP client: {}",
-                root_cause(&error)
-            ))
-        })
+        .dns_resolver(Arc::new(resolver))
+        // Clears the environment's proxies; only the guard's is added back.
+        .no_proxy();
+    let builder = match proxy {
+        Some(proxy) => builder.proxy(proxy),
+        None => builder,
+    };
+    builder.build().map_err(|error| {
+        ToolError::Execution(format!(
+            "{tool}: could not build the HTTP client: {}",
+            root_cause(&error)
+        ))
+    })
 }
 
 /// Turns a transport failure into a message naming what was attempted and
@@ -250,40 +235,6 @@ async fn read_capped(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn check_guard(url: &str) -> Result<(), ToolError> {
-        SchemeOnlyGuard.check_url(&Url::parse(url).unwrap())
-    }
-
-    #[test]
-    fn scheme_only_guard_accepts_plain_http_and_https() {
-        assert_eq!(check_guard("http://example.com/a?b=c"), Ok(()));
-        assert_eq!(check_guard("https://127.0.0.1:8080/"), Ok(()));
-    }
-
-    #[test]
-    fn scheme_only_guard_refuses_credentials_without_echoing_them() {
-        let err = check_guard("https://alice:hunter2@example.com/").unwrap_err();
-        assert!(matches!(err, ToolError::PolicyViolation { .. }), "{err:?}");
-        assert!(err.to_string().contains("credentials"), "{err}");
-        assert!(!err.to_string().contains("hunter2"), "{err}");
-        assert!(check_guard("https://alice@example.com/").is_err());
-    }
-
-    #[test]
-    fn scheme_only_guard_refuses_other_schemes() {
-        for url in [
-            "ftp://example.com/",
-            "file:///etc/passwd",
-            "data:text/plain,hi",
-        ] {
-            let err = check_guard(url).unwrap_err();
-            assert!(
-                err.to_string().contains("only http:// and https://"),
-                "{err}"
-            );
-        }
-    }
 
     #[test]
     fn display_url_drops_credentials() {

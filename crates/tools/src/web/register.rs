@@ -39,7 +39,11 @@ pub enum WebToolsError {
     Config(ToolError),
 }
 
-/// Registers `web_fetch`, and `web_search` when a backend is configured.
+/// Registers `web_fetch`, and `web_search` when a backend is configured,
+/// both behind `guard` — in production an [`SsrfGuard`](super::SsrfGuard)
+/// built from the runner's egress policy. A self-hosted search backend on an
+/// internal address needs an operator exception in that guard
+/// ([`EgressException::for_url`](sandbox::egress::EgressException::for_url)).
 pub fn register_web_tools(
     registry: &mut ToolRegistry,
     config: WebConfig,

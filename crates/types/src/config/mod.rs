@@ -240,6 +240,12 @@ pub struct WebToolConfig {
     /// The search backend; without one `web_search` is not offered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchConfig>,
+    /// Internal hosts the web tools may reach despite SSRF protection:
+    /// `name[:port]` or `address[/prefix][:port]` (e.g. a LAN service).
+    /// Cloud metadata addresses can never be opened. A configured SearXNG
+    /// host is added automatically.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_internal: Vec<String>,
 }
 
 impl Default for WebToolConfig {
@@ -249,6 +255,7 @@ impl Default for WebToolConfig {
             timeout_secs: 20,
             max_response_bytes: 2 * 1024 * 1024,
             search: None,
+            allow_internal: Vec::new(),
         }
     }
 }
