@@ -2,11 +2,21 @@
 //!
 //! The backend is chosen by the runner (`ShellMode` in the bootstrap
 //! envelope): `Session` forwards to a shell-daemon session in the sandbox
-//! (any `ShellSession`), `Host` runs `sh -c` directly on the host (local
-//! development only, explicitly opted in), `Disabled` registers nothing.
+//! (any `ShellSession`: `DaemonShellSession` in production,
+//! `LocalProcessShellSession` in development and tests), `Host` runs
+//! `sh -c` directly on the host (local development only, explicitly opted
+//! in), `Disabled` registers nothing. In every mode the registry applies
+//! the shell policy (`CommandPolicy`) before the session sees the command.
+
+mod daemon;
+mod local;
+
+pub use daemon::{DaemonShellSession, ShellDaemonEndpoint};
+pub use local::{LocalDaemonOptions, LocalProcessShellSession};
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -39,7 +49,8 @@ const HOST_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 pub struct ShellOutput {
     pub stdout: String,
     pub stderr: String,
-    /// The exit status; `-1` when killed by a signal.
+    /// The exit status; `128 + signal` when a signal ended the command
+    /// (the shell's convention), `-1` when neither is known.
     pub exit_code: i32,
     /// The time limit fired and the process group was killed.
     pub timed_out: bool,
@@ -132,7 +143,10 @@ impl ShellSession for HostShellSession {
             }
         };
         let exit_code = match status {
-            Some(Ok(status)) => status.code().unwrap_or(-1),
+            Some(Ok(status)) => status
+                .code()
+                .or_else(|| status.signal().map(|signal| 128 + signal))
+                .unwrap_or(-1),
             Some(Err(e)) => {
                 return Err(ToolError::Execution(format!(
                     "waiting for the command failed: {e}"

@@ -200,6 +200,11 @@ pub enum ConfigError {
     /// Rule 5a: a remote database needs a token.
     #[error("memory.remote_url is set but memory.auth_token is missing")]
     RemoteWithoutAuthToken,
+    /// Rule 5c: the embeddings endpoint names a provider registry entry.
+    #[error(
+        "memory.embedding.provider '{name}' is not in the provider registry; configured providers: {known}"
+    )]
+    UnknownEmbeddingProvider { name: String, known: String },
     /// Rule 5b: retrieval weights must sum to 1.0.
     #[error(
         "memory.retrieval.vector_weight ({vector_weight}) + fts_weight ({fts_weight}) must equal 1.0"

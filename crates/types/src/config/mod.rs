@@ -119,6 +119,8 @@ pub struct MemoryConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<SecretString>,
     pub retrieval: RetrievalConfig,
+    /// How text is turned into vectors for similarity search.
+    pub embedding: EmbeddingConfig,
 }
 
 impl Default for MemoryConfig {
@@ -129,6 +131,7 @@ impl Default for MemoryConfig {
             remote_url: None,
             auth_token: None,
             retrieval: RetrievalConfig::default(),
+            embedding: EmbeddingConfig::default(),
         }
     }
 }
@@ -142,6 +145,8 @@ pub struct RetrievalConfig {
     /// Weight of vector similarity; with `fts_weight` it must sum to 1.0.
     pub vector_weight: f64,
     pub fts_weight: f64,
+    /// Which stored chunks a query searches.
+    pub scope: RetrievalScope,
 }
 
 impl Default for RetrievalConfig {
@@ -151,8 +156,50 @@ impl Default for RetrievalConfig {
             max_results: 5,
             vector_weight: 0.7,
             fts_weight: 0.3,
+            scope: RetrievalScope::Session,
         }
     }
+}
+
+/// The chunks a hybrid query searches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetrievalScope {
+    /// Only the session being served.
+    #[default]
+    Session,
+    /// Every session in the user's memory database.
+    User,
+}
+
+/// The embedder behind vector similarity (`[memory.embedding]`). Vectors
+/// are stored with the embedder's model name, so switching embedders never
+/// compares vectors of different models.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EmbeddingConfig {
+    /// The deterministic lexical embedder (hashed words and character
+    /// n-grams): always available, no model files, no network. A struct
+    /// variant so that stray keys (`model_dir` here) are rejected.
+    Lexical {},
+    /// A BERT-class sentence-embedding model (384 dimensions, e.g.
+    /// all-MiniLM-L6-v2 or BGE-small) run in-process from files on disk;
+    /// needs a build with the memory crate's `semantic` feature.
+    Semantic {
+        /// Holds `config.json`, `tokenizer.json` and `model.safetensors`.
+        model_dir: PathBuf,
+        /// The stored model name; defaults to the directory's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_name: Option<String>,
+    },
+    /// An OpenAI-compatible `POST {base_url}/embeddings` endpoint, reached
+    /// with the base URL and credentials of a provider registry entry.
+    OpenaiCompatible {
+        /// The name of a `[providers.<name>]` entry.
+        provider: String,
+        /// The embedding model, e.g. `text-embedding-3-small`.
+        model: String,
+    },
 }
 
 /// Which provider entry and model the agent uses.
@@ -273,6 +320,12 @@ pub enum SearchConfig {
         #[serde(default = "default_brave_key_env")]
         api_key_env: String,
     },
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        Self::Lexical {}
+    }
 }
 
 fn default_brave_key_env() -> String {
@@ -396,6 +449,8 @@ mod tests {
         assert_eq!(config.memory.retrieval.max_results, 5);
         assert_eq!(config.memory.retrieval.vector_weight, 0.7);
         assert_eq!(config.memory.retrieval.fts_weight, 0.3);
+        assert_eq!(config.memory.retrieval.scope, RetrievalScope::Session);
+        assert_eq!(config.memory.embedding, EmbeddingConfig::Lexical {});
         assert_eq!(config.selection, SelectionConfig::default());
         assert_eq!(config.reliability.max_attempts, 3);
         assert_eq!(config.reliability.backoff_base_ms, 1000);
@@ -435,6 +490,56 @@ backend = "brave"
             "{err}"
         );
         assert_eq!(AgentConfig::default().tools.max_output_bytes, 16 * 1024);
+    }
+
+    #[test]
+    fn memory_embedding_section_parses() {
+        let config: AgentConfig = toml::from_str(
+            r#"
+[memory.retrieval]
+scope = "user"
+[memory.embedding]
+backend = "semantic"
+model_dir = "/models/bge-small-en-v1.5"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.memory.retrieval.scope, RetrievalScope::User);
+        assert_eq!(
+            config.memory.embedding,
+            EmbeddingConfig::Semantic {
+                model_dir: PathBuf::from("/models/bge-small-en-v1.5"),
+                model_name: None,
+            }
+        );
+        let config: AgentConfig = toml::from_str(
+            "[memory.embedding]\nbackend = \"openai_compatible\"\nprovider = \"local\"\nmodel = \"nomic\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.memory.embedding,
+            EmbeddingConfig::OpenaiCompatible {
+                provider: "local".into(),
+                model: "nomic".into(),
+            }
+        );
+        for (text, expected) in [
+            (
+                "[memory.embedding]\nbackend = \"magic\"\n",
+                "unknown variant `magic`",
+            ),
+            (
+                "[memory.embedding]\nbackend = \"lexical\"\nmodel_dir = \"x\"\n",
+                "unknown field `model_dir`",
+            ),
+            (
+                "[memory.retrieval]\nscope = \"world\"\n",
+                "unknown variant `world`",
+            ),
+        ] {
+            let err = toml::from_str::<AgentConfig>(text).unwrap_err();
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `AgentConfig::validate`: the six start-up rules of spec 01. Each rule
 //! fails with its own `ConfigError` variant.
 
-use super::AgentConfig;
+use super::{AgentConfig, EmbeddingConfig};
 use crate::catalog::ModelCatalog;
 use crate::error::ConfigError;
 use crate::ids::ModelId;
@@ -105,7 +105,19 @@ impl AgentConfig {
                 fts_weight: retrieval.fts_weight,
             });
         }
-        Ok(())
+        match &self.memory.embedding {
+            EmbeddingConfig::Lexical {} | EmbeddingConfig::Semantic { .. } => Ok(()),
+            EmbeddingConfig::OpenaiCompatible { provider, .. } => {
+                if self.providers.contains_key(provider) {
+                    Ok(())
+                } else {
+                    Err(ConfigError::UnknownEmbeddingProvider {
+                        name: provider.clone(),
+                        known: self.known_providers(),
+                    })
+                }
+            }
+        }
     }
 
     /// Rule 6.
@@ -294,6 +306,24 @@ mod tests {
             }),
             "ok",
             "floating-point noise is tolerated"
+        );
+        assert_eq!(
+            check(|c| {
+                c.memory.embedding = crate::config::EmbeddingConfig::OpenaiCompatible {
+                    provider: "ollama".into(),
+                    model: "nomic-embed-text".into(),
+                }
+            }),
+            "memory.embedding.provider 'ollama' is not in the provider registry; configured providers: openai"
+        );
+        assert_eq!(
+            check(|c| {
+                c.memory.embedding = crate::config::EmbeddingConfig::OpenaiCompatible {
+                    provider: "openai".into(),
+                    model: "text-embedding-3-small".into(),
+                }
+            }),
+            "ok"
         );
     }
 

@@ -49,11 +49,50 @@ pub enum GatewayClientFrame {
 /// A server frame with its per-session sequence number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewayServerMessage {
-    /// Increases by one per frame within a session; 0 for frames sent
-    /// before a session is attached (e.g. an authentication error).
+    /// Increases by one per frame within a session's stream (the frames
+    /// every attached client sees and a resuming client can replay). 0
+    /// marks a frame addressed to this connection only and never replayed:
+    /// `HelloAck`, errors about the connection's own frames (authentication,
+    /// malformed, busy, …), `HealthStatus` and `Sessions`. A client keeps
+    /// the highest non-zero `seq` it saw as its `resume_from`.
     pub seq: u64,
     #[serde(flatten)]
     pub frame: GatewayServerFrame,
+}
+
+/// The sequence number of frames addressed to one connection only.
+pub const CONNECTION_SEQ: u64 = 0;
+
+/// The contents of `<workspace>/tmp/gateway-endpoint`: one line of JSON,
+/// `{"url":"ws://127.0.0.1:PORT/ws","token":"…"}`, written atomically by
+/// the guest with mode 0600 once the gateway listens, and removed when it
+/// stops. Clients send `token` in their `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayEndpoint {
+    /// The WebSocket URL (`ws://127.0.0.1:PORT/ws`).
+    pub url: String,
+    /// The access token every `Hello` must carry.
+    pub token: SecretString,
+}
+
+impl GatewayEndpoint {
+    /// The file's name inside the workspace's `tmp/` directory.
+    pub const FILE_NAME: &'static str = "gateway-endpoint";
+
+    /// Parses the file's text (surrounding whitespace is ignored).
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text.trim())
+    }
+
+    /// The file's text: one line of JSON ending with a newline.
+    pub fn to_line(&self) -> String {
+        // Serialising two strings cannot fail; the fallback keeps the
+        // function total without a panic path.
+        let mut line = serde_json::to_string(self).unwrap_or_default();
+        line.push('\n');
+        line
+    }
 }
 
 /// Token usage and estimated cost of one turn.
@@ -337,6 +376,25 @@ mod tests {
         let err = serde_json::from_str::<GatewayServerMessage>(r#"{"type":"turn_cancelled"}"#)
             .unwrap_err();
         assert!(err.to_string().contains("missing field"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_file_is_one_line_of_json() {
+        let endpoint = GatewayEndpoint {
+            url: "ws://127.0.0.1:4100/ws".into(),
+            token: "tok-1".into(),
+        };
+        let line = endpoint.to_line();
+        assert_eq!(
+            line,
+            "{\"url\":\"ws://127.0.0.1:4100/ws\",\"token\":\"tok-1\"}\n"
+        );
+        assert_eq!(GatewayEndpoint::parse(&line).unwrap(), endpoint);
+        assert!(!format!("{endpoint:?}").contains("tok-1"));
+        let err = GatewayEndpoint::parse(r#"{"url":"ws://x/ws"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `token`"), "{err}");
+        let err = GatewayEndpoint::parse("ws://127.0.0.1:1/ws").unwrap_err();
+        assert!(err.is_syntax(), "{err}");
     }
 
     #[test]

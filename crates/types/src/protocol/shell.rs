@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The line the `shell-daemon` binary prints on stdout once it accepts
+/// connections, followed by its socket path. Launchers wait for it instead
+/// of polling the socket.
+pub const SHELL_DAEMON_READY_PREFIX: &str = "shell-daemon listening on ";
+
 /// A request from `oxydra-vm` to the shell daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -1,0 +1,20 @@
+//! The channel layer: `ChannelRegistry` (channel adapters by id) with
+//! `collect_channel_health`, and `GatewayClient`, the WebSocket client of
+//! the gateway's `/ws` protocol that `oxydra-tui` (and any other remote
+//! client) uses, with automatic reconnection and resume.
+//!
+//! This crate speaks only the wire types of `types::protocol::gateway`. It
+//! must never know about the gateway's internals, the runtime, or any
+//! terminal: adapters route everything through the gateway.
+
+mod client;
+mod endpoint;
+mod error;
+mod registry;
+
+pub use client::{
+    ClientEvent, ClientEvents, ConnectionState, GatewayClient, GatewayClientConfig, ReconnectPolicy,
+};
+pub use endpoint::{EndpointSource, endpoint_file_in, read_endpoint_file};
+pub use error::ChannelsError;
+pub use registry::{ChannelRegistry, collect_channel_health};

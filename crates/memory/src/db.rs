@@ -1,0 +1,285 @@
+//! Opening the database and handing out connections.
+//!
+//! Every connection gets `PRAGMA foreign_keys = ON` (SQLite's default is
+//! off, per connection) and a busy timeout; a local file is put in WAL mode
+//! so readers never block the writer. Writes go through one writer
+//! connection per process (SQLite allows a single writer anyway) and use
+//! `BEGIN IMMEDIATE`, so a writer in another process waits for the lock
+//! (busy timeout) instead of failing half-way through a transaction.
+//! Readers take a connection from a small pool of idle ones.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use libsql::{Builder, Connection, Database};
+use types::{MemoryError, SecretString};
+
+/// How long a statement waits for another connection's lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Idle reader connections kept for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An embedded libSQL file (created when missing).
+    Local(PathBuf),
+    /// A libSQL server (sqld / Turso) reached over HTTP(S).
+    Remote {
+        url: String,
+        auth_token: SecretString,
+    },
+}
+
+impl Location {
+    fn is_local(&self) -> bool {
+        matches!(self, Self::Local(_))
+    }
+}
+
+/// A `libsql::Error` as a query failure that says what was being done.
+pub(crate) fn query_error(doing: &'static str) -> impl Fn(libsql::Error) -> MemoryError {
+    move |error| MemoryError::Query(format!("{doing}: {error}"))
+}
+
+/// The database and its connections.
+pub(crate) struct Pool {
+    database: Database,
+    location: Location,
+    /// `None` after a failed rollback: the next write opens a fresh one.
+    writer: tokio::sync::Mutex<Option<Connection>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let location = match &self.location {
+            Location::Local(path) => path.display().to_string(),
+            // The URL is not secret; the token stays out of Debug.
+            Location::Remote { url, .. } => url.clone(),
+        };
+        f.debug_struct("Pool").field("location", &location).finish()
+    }
+}
+
+impl Pool {
+    pub(crate) async fn open(location: Location) -> Result<Self, MemoryError> {
+        let database = match &location {
+            Location::Local(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        MemoryError::Connection(format!(
+                            "cannot create the directory of memory database {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+                Builder::new_local(path).build().await.map_err(|e| {
+                    MemoryError::Connection(format!(
+                        "cannot open memory database {}: {e}",
+                        path.display()
+                    ))
+                })?
+            }
+            Location::Remote { url, auth_token } => {
+                if auth_token.is_empty() {
+                    return Err(MemoryError::Connection(format!(
+                        "remote memory database {url} needs a non-empty auth_token"
+                    )));
+                }
+                Builder::new_remote(url.clone(), auth_token.expose().to_owned())
+                    .build()
+                    .await
+                    .map_err(|e| {
+                        MemoryError::Connection(format!(
+                            "cannot reach remote memory database {url}: {e}"
+                        ))
+                    })?
+            }
+        };
+        let pool = Self {
+            database,
+            location,
+            writer: tokio::sync::Mutex::new(None),
+            readers: Mutex::new(Vec::new()),
+        };
+        if pool.location.is_local() {
+            // WAL is a property of the file: set once, it sticks.
+            let conn = pool.reader().await?;
+            let mut rows = conn
+                .query("PRAGMA journal_mode = WAL", ())
+                .await
+                .map_err(query_error("switching the database to WAL mode"))?;
+            let mode: String = match rows
+                .next()
+                .await
+                .map_err(query_error("reading journal_mode"))?
+            {
+                Some(row) => row.get(0).map_err(query_error("reading journal_mode"))?,
+                None => String::new(),
+            };
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(MemoryError::Connection(format!(
+                    "memory database {} refused WAL mode (journal_mode is '{mode}')",
+                    pool.describe()
+                )));
+            }
+            drop(rows);
+            drop(conn);
+        }
+        Ok(pool)
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match &self.location {
+            Location::Local(path) => path.display().to_string(),
+            Location::Remote { url, .. } => url.clone(),
+        }
+    }
+
+    /// A new connection with the per-connection settings applied.
+    async fn connect(&self) -> Result<Connection, MemoryError> {
+        let conn = self.database.connect().map_err(|e| {
+            MemoryError::Connection(format!(
+                "cannot connect to memory database {}: {e}",
+                self.describe()
+            ))
+        })?;
+        if self.location.is_local() {
+            conn.busy_timeout(BUSY_TIMEOUT)
+                .map_err(query_error("setting the busy timeout"))?;
+        }
+        conn.execute("PRAGMA foreign_keys = ON", ())
+            .await
+            .map_err(query_error("enabling foreign keys"))?;
+        Ok(conn)
+    }
+
+    /// An idle reader, or a new one.
+    pub(crate) async fn reader(&self) -> Result<Reader<'_>, MemoryError> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        Ok(Reader { pool: self, conn })
+    }
+
+    fn release_reader(&self, conn: Connection) {
+        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `BEGIN IMMEDIATE` on the writer connection; the returned guard
+    /// holds the process's write lock until `finish`.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>, MemoryError> {
+        let mut slot = self.writer.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.connect().await?);
+        }
+        let conn = match slot.as_ref() {
+            Some(conn) => conn.clone(),
+            // Filled just above.
+            None => return Err(MemoryError::Connection("writer connection missing".into())),
+        };
+        if !conn.is_autocommit() {
+            // A previous writer's future was dropped mid-transaction.
+            conn.execute("ROLLBACK", ())
+                .await
+                .map_err(query_error("rolling back an abandoned transaction"))?;
+        }
+        conn.execute("BEGIN IMMEDIATE", ())
+            .await
+            .map_err(query_error("starting a write transaction"))?;
+        Ok(WriteTx { slot, conn })
+    }
+}
+
+/// A pooled read connection, returned to the pool on drop.
+pub(crate) struct Reader<'a> {
+    pool: &'a Pool,
+    conn: Connection,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        // A connection left inside a transaction (a cancelled caller) is
+        // not reused.
+        if self.conn.is_autocommit() {
+            self.pool.release_reader(self.conn.clone());
+        }
+    }
+}
+
+/// An open write transaction on the writer connection.
+pub(crate) struct WriteTx<'a> {
+    slot: tokio::sync::MutexGuard<'a, Option<Connection>>,
+    conn: Connection,
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl WriteTx<'_> {
+    /// Commits when `result` is `Ok`, rolls back otherwise, and returns it.
+    pub(crate) async fn finish<T>(
+        mut self,
+        result: Result<T, MemoryError>,
+    ) -> Result<T, MemoryError> {
+        match result {
+            Ok(value) => match self.conn.execute("COMMIT", ()).await {
+                Ok(_) => Ok(value),
+                Err(error) => {
+                    self.abandon().await;
+                    Err(MemoryError::Query(format!(
+                        "committing a write transaction: {error}"
+                    )))
+                }
+            },
+            Err(error) => {
+                self.abandon().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Rolls back; a connection that cannot roll back is discarded so the
+    /// next write starts clean.
+    async fn abandon(&mut self) {
+        if self.conn.is_autocommit() {
+            return;
+        }
+        if let Err(error) = self.conn.execute("ROLLBACK", ()).await {
+            tracing::warn!(%error, "rollback failed; reopening the writer connection");
+            *self.slot = None;
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (stored timestamps).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

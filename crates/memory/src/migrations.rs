@@ -1,0 +1,133 @@
+//! Versioned schema migrations: numbered `.sql` files under
+//! `crates/memory/migrations`, applied in order, each inside its own
+//! `BEGIN IMMEDIATE` transaction together with its row in
+//! `memory_migrations`. A failed migration leaves the database at the
+//! previous version. Never edit an applied migration; add a new one.
+
+use libsql::Connection;
+use types::MemoryError;
+
+use crate::db::{now_ms, query_error};
+
+/// One schema step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. Versions are consecutive from 1.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "fts",
+        sql: include_str!("../migrations/0002_fts.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "vector_index",
+        sql: include_str!("../migrations/0003_vector_index.sql"),
+    },
+];
+
+const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS memory_migrations (
+    version    INTEGER PRIMARY KEY NOT NULL,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+)";
+
+/// The highest applied version (0 for a new database).
+pub async fn applied_version(conn: &Connection) -> Result<u32, MemoryError> {
+    conn.execute(CREATE_TRACKING, ())
+        .await
+        .map_err(query_error("creating memory_migrations"))?;
+    let mut rows = conn
+        .query(
+            "SELECT COALESCE(MAX(version), 0) FROM memory_migrations",
+            (),
+        )
+        .await
+        .map_err(query_error("reading the schema version"))?;
+    let version: i64 = match rows
+        .next()
+        .await
+        .map_err(query_error("reading the schema version"))?
+    {
+        Some(row) => row
+            .get(0)
+            .map_err(query_error("reading the schema version"))?,
+        None => 0,
+    };
+    u32::try_from(version).map_err(|_| MemoryError::Migration {
+        version: 0,
+        message: format!("memory_migrations holds an invalid version {version}"),
+    })
+}
+
+/// Applies the migrations of `set` newer than the database's version.
+/// Safe when several processes open a new database at once: each step
+/// re-checks the version inside its write transaction.
+pub async fn apply(conn: &Connection, set: &[Migration]) -> Result<u32, MemoryError> {
+    let known = set.last().map_or(0, |m| m.version);
+    let current = applied_version(conn).await?;
+    if current > known {
+        return Err(MemoryError::Migration {
+            version: current,
+            message: format!(
+                "the database is at schema version {current}, newer than this build knows ({known}); upgrade Oxydra"
+            ),
+        });
+    }
+    for migration in set.iter().filter(|m| m.version > current) {
+        apply_one(conn, migration).await?;
+    }
+    Ok(known)
+}
+
+async fn apply_one(conn: &Connection, migration: &Migration) -> Result<(), MemoryError> {
+    let failed = |message: String| MemoryError::Migration {
+        version: migration.version,
+        message,
+    };
+    conn.execute("BEGIN IMMEDIATE", ())
+        .await
+        .map_err(|e| failed(format!("cannot start its transaction: {e}")))?;
+    let result = async {
+        // Another process may have applied it since we looked.
+        if applied_version(conn).await? >= migration.version {
+            return Ok(());
+        }
+        conn.execute_batch(migration.sql)
+            .await
+            .map_err(|e| failed(format!("{} ({e})", migration.name)))?;
+        conn.execute(
+            "INSERT INTO memory_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            (i64::from(migration.version), migration.name, now_ms()),
+        )
+        .await
+        .map_err(|e| failed(format!("cannot record it: {e}")))?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => conn
+            .execute("COMMIT", ())
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(format!("cannot commit: {e}"))),
+        Err(error) => {
+            if !conn.is_autocommit()
+                && let Err(rollback) = conn.execute("ROLLBACK", ()).await
+            {
+                tracing::warn!(%rollback, "rolling back a failed migration failed");
+            }
+            Err(error)
+        }
+    }
+}

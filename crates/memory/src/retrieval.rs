@@ -1,0 +1,601 @@
+//! Indexing (`upsert_chunks`, and the chunks `store` writes) and the hybrid
+//! query: vector nearest neighbours + FTS5 relevance, each min-max
+//! normalised, merged with the configured weights, ties broken by recency.
+//!
+//! Vector search uses libSQL's DiskANN index (`vector_top_k`) when the
+//! searched scope is large. The index is approximate and global (every
+//! session, every model), so: a scope of at most `EXACT_SCAN_MAX` vectors
+//! is scanned exactly (`vector_distance_cos` over the scope's rows, which
+//! is exact and, at that size, faster than the index); a larger scope asks
+//! the index for an oversampled candidate set, keeps the rows of the scope
+//! and model, and falls back to the exact scan when fewer than needed
+//! survive (e.g. a mid-sized session in a database dominated by others).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use libsql::Connection;
+use serde_json::Value;
+use types::config::RetrievalScope;
+use types::{
+    ChunkInput, MemoryError, MemoryRetrieval, MemorySummaryState, RetrievalResult,
+    SummaryWriteOutcome, UpsertOutcome,
+};
+
+use crate::db::{now_ms, query_error};
+use crate::fts::match_expression;
+use crate::state::{StoredSummary, read_state, touch_session, write_state};
+use crate::store::{LibsqlMemory, check_session_id};
+use crate::text::{chunk, chunk_id, content_hash};
+
+/// Scopes with at most this many vectors are scanned exactly.
+const EXACT_SCAN_MAX: i64 = 2000;
+/// Candidates taken from each list before merging.
+const MIN_CANDIDATES: usize = 20;
+const MAX_CANDIDATES: usize = 200;
+/// How many index neighbours are fetched per wanted candidate.
+const INDEX_OVERSAMPLE: usize = 4;
+
+/// One chunk ready to insert.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedChunk {
+    pub text: String,
+    pub hash: String,
+    pub sequence_start: i64,
+    pub sequence_end: i64,
+    pub metadata_json: String,
+}
+
+/// Hashes `pieces` (dropping repeats within the batch).
+pub(crate) fn prepare(
+    pieces: Vec<String>,
+    sequence_start: i64,
+    sequence_end: i64,
+    metadata: &Value,
+) -> Vec<PreparedChunk> {
+    let metadata_json = match metadata {
+        Value::Null => "{}".to_owned(),
+        value => value.to_string(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    pieces
+        .into_iter()
+        .filter_map(|text| {
+            let hash = content_hash(&text);
+            seen.insert(hash.clone()).then(|| PreparedChunk {
+                text,
+                hash,
+                sequence_start,
+                sequence_end,
+                metadata_json: metadata_json.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The little-endian f32 bytes of a vector (libSQL's F32 blob layout).
+fn vector_blob(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Inserts `chunks` (deduplicating by content hash within the session:
+/// an existing chunk only extends its `sequence_end`) and their vectors.
+pub(crate) async fn insert_chunks(
+    conn: &Connection,
+    session_id: &str,
+    file_id: Option<i64>,
+    chunks: &[PreparedChunk],
+    vectors: Option<&[Vec<f32>]>,
+    model: &str,
+) -> Result<UpsertOutcome, MemoryError> {
+    let failed = query_error("indexing a chunk");
+    let mut outcome = UpsertOutcome::default();
+    for (i, piece) in chunks.iter().enumerate() {
+        let id = chunk_id(session_id, &piece.hash);
+        let updated = conn
+            .execute(
+                "UPDATE chunks SET sequence_end = MAX(sequence_end, ?3)
+                 WHERE session_id = ?1 AND content_hash = ?2",
+                (session_id, piece.hash.as_str(), piece.sequence_end),
+            )
+            .await
+            .map_err(&failed)?;
+        if updated > 0 {
+            outcome.deduplicated += 1;
+        } else {
+            conn.execute(
+                "INSERT INTO chunks (chunk_id, session_id, file_id, chunk_text, content_hash,
+                                     sequence_start, sequence_end, metadata_json, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                (
+                    id.as_str(),
+                    session_id,
+                    file_id,
+                    piece.text.as_str(),
+                    piece.hash.as_str(),
+                    piece.sequence_start,
+                    piece.sequence_end,
+                    piece.metadata_json.as_str(),
+                    now_ms(),
+                ),
+            )
+            .await
+            .map_err(&failed)?;
+            outcome.inserted += 1;
+        }
+        // A zero vector (text without any feature) has no direction to
+        // compare; it is left out of the vector index.
+        if let Some(vector) = vectors.and_then(|v| v.get(i))
+            && vector.iter().any(|x| *x != 0.0)
+        {
+            conn.execute(
+                "INSERT OR IGNORE INTO chunks_vec (chunk_id, embedding_model, embedding)
+                 VALUES (?1, ?2, vector32(?3))",
+                (id.as_str(), model, vector_blob(vector)),
+            )
+            .await
+            .map_err(query_error("storing a chunk vector"))?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// One candidate from either list.
+#[derive(Debug, Clone)]
+struct Candidate {
+    chunk_id: String,
+    session_id: String,
+    text: String,
+    sequence_start: i64,
+    sequence_end: i64,
+    source_uri: Option<String>,
+    raw: f64,
+}
+
+const CANDIDATE_COLUMNS: &str =
+    "c.chunk_id, c.session_id, c.chunk_text, c.sequence_start, c.sequence_end, f.source_uri";
+
+async fn read_candidates(
+    mut rows: libsql::Rows,
+    doing: &'static str,
+) -> Result<Vec<Candidate>, MemoryError> {
+    let failed = query_error(doing);
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(&failed)? {
+        out.push(Candidate {
+            chunk_id: row.get(0).map_err(&failed)?,
+            session_id: row.get(1).map_err(&failed)?,
+            text: row.get(2).map_err(&failed)?,
+            sequence_start: row.get(3).map_err(&failed)?,
+            sequence_end: row.get(4).map_err(&failed)?,
+            source_uri: row.get(5).map_err(&failed)?,
+            raw: row.get(6).map_err(&failed)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Maps raw scores to `[0, 1]` by min-max. When every score is the same
+/// (one candidate, or a tie) there is no spread to normalise and `flat`
+/// decides: vector lists keep the cosine similarity (so a lone weak
+/// neighbour does not count as a perfect match), full-text lists give 1
+/// (every full-text hit matched a query word; `-bm25` alone says little
+/// when a term is in most rows).
+fn min_max(candidates: &mut [Candidate], flat: fn(f64) -> f64) {
+    let min = candidates
+        .iter()
+        .map(|c| c.raw)
+        .fold(f64::INFINITY, f64::min);
+    let max = candidates
+        .iter()
+        .map(|c| c.raw)
+        .fold(f64::NEG_INFINITY, f64::max);
+    for candidate in candidates.iter_mut() {
+        candidate.raw = if max - min > f64::EPSILON {
+            (candidate.raw - min) / (max - min)
+        } else {
+            flat(candidate.raw)
+        };
+    }
+}
+
+impl LibsqlMemory {
+    fn session_filter(&self) -> &'static str {
+        match self.options.scope {
+            RetrievalScope::Session => "AND c.session_id = ?3",
+            RetrievalScope::User => "AND (?3 IS NOT NULL)",
+        }
+    }
+
+    /// Nearest neighbours by cosine similarity (`1 - distance`).
+    async fn vector_candidates(
+        &self,
+        conn: &Connection,
+        session_id: &str,
+        query: &[f32],
+        wanted: usize,
+    ) -> Result<Vec<Candidate>, MemoryError> {
+        let model = self.embedder.model_name();
+        let blob = vector_blob(query);
+        let filter = self.session_filter();
+        let size_sql = match self.options.scope {
+            RetrievalScope::Session => {
+                "SELECT count(*) FROM (SELECT 1 FROM chunks c JOIN chunks_vec v
+                     ON v.chunk_id = c.chunk_id AND v.embedding_model = ?1
+                 WHERE c.session_id = ?2 LIMIT ?3)"
+            }
+            RetrievalScope::User => {
+                "SELECT count(*) FROM (SELECT 1 FROM chunks_vec
+                 WHERE embedding_model = ?1 AND ?2 IS NOT NULL LIMIT ?3)"
+            }
+        };
+        let failed = query_error("sizing the vector search");
+        let mut rows = conn
+            .query(size_sql, (model, session_id, EXACT_SCAN_MAX + 1))
+            .await
+            .map_err(&failed)?;
+        let scope_size: i64 = match rows.next().await.map_err(&failed)? {
+            Some(row) => row.get(0).map_err(&failed)?,
+            None => 0,
+        };
+        if scope_size == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(wanted).unwrap_or(i64::MAX);
+        if scope_size > EXACT_SCAN_MAX {
+            let k = i64::try_from(wanted * INDEX_OVERSAMPLE).unwrap_or(i64::MAX);
+            let sql = format!(
+                "SELECT {CANDIDATE_COLUMNS}, 1.0 - vector_distance_cos(v.embedding, vector32(?1))
+                 FROM vector_top_k('chunks_vec_idx', vector32(?1), ?4) AS t
+                 JOIN chunks_vec v ON v.id = t.id
+                 JOIN chunks c ON c.chunk_id = v.chunk_id
+                 LEFT JOIN files f ON f.file_id = c.file_id
+                 WHERE v.embedding_model = ?2 {filter}
+                 ORDER BY 7 DESC LIMIT ?5"
+            );
+            let rows = conn
+                .query(&sql, (blob.clone(), model, session_id, k, limit))
+                .await
+                .map_err(query_error("searching the vector index"))?;
+            let found = read_candidates(rows, "searching the vector index").await?;
+            if found.len() >= wanted.min(usize::try_from(scope_size).unwrap_or(usize::MAX)) {
+                return Ok(found);
+            }
+            tracing::debug!(
+                found = found.len(),
+                wanted,
+                "vector index returned too few rows of this scope; scanning exactly"
+            );
+        }
+        let sql = format!(
+            "SELECT {CANDIDATE_COLUMNS}, 1.0 - vector_distance_cos(v.embedding, vector32(?1))
+             FROM chunks c
+             JOIN chunks_vec v ON v.chunk_id = c.chunk_id AND v.embedding_model = ?2
+             LEFT JOIN files f ON f.file_id = c.file_id
+             WHERE 1 {filter}
+             ORDER BY 7 DESC LIMIT ?4"
+        );
+        let rows = conn
+            .query(&sql, (blob, model, session_id, limit))
+            .await
+            .map_err(query_error("scanning vectors"))?;
+        read_candidates(rows, "scanning vectors").await
+    }
+
+    /// Full-text matches by `-bm25()` (higher is better).
+    async fn fts_candidates(
+        &self,
+        conn: &Connection,
+        session_id: &str,
+        expression: &str,
+        wanted: usize,
+    ) -> Result<Vec<Candidate>, MemoryError> {
+        let filter = self.session_filter();
+        let sql = format!(
+            "SELECT {CANDIDATE_COLUMNS}, -bm25(chunks_fts)
+             FROM chunks_fts
+             JOIN chunks c ON c.id = chunks_fts.rowid
+             LEFT JOIN files f ON f.file_id = c.file_id
+             WHERE chunks_fts MATCH ?1 {filter}
+             ORDER BY 7 DESC LIMIT ?2"
+        );
+        let rows = conn
+            .query(
+                &sql,
+                (
+                    expression,
+                    i64::try_from(wanted).unwrap_or(i64::MAX),
+                    session_id,
+                ),
+            )
+            .await
+            .map_err(query_error("full-text search"))?;
+        read_candidates(rows, "full-text search").await
+    }
+
+    async fn upsert_source(
+        &self,
+        conn: &Connection,
+        session_id: &str,
+        source_uri: &str,
+        chunks: &[PreparedChunk],
+    ) -> Result<i64, MemoryError> {
+        let failed = query_error("recording the indexed file");
+        let hash = content_hash(
+            &chunks
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        let mut rows = conn
+            .query(
+                "SELECT file_id, content_hash FROM files WHERE session_id = ?1 AND source_uri = ?2",
+                (session_id, source_uri),
+            )
+            .await
+            .map_err(&failed)?;
+        let existing = match rows.next().await.map_err(&failed)? {
+            Some(row) => Some((
+                row.get::<i64>(0).map_err(&failed)?,
+                row.get::<String>(1).map_err(&failed)?,
+            )),
+            None => None,
+        };
+        drop(rows);
+        let metadata = serde_json::json!({ "chunks": chunks.len() }).to_string();
+        match existing {
+            Some((file_id, stored)) if stored == hash => Ok(file_id),
+            Some((file_id, _)) => {
+                // The document changed: its old chunks go, the new ones
+                // are inserted by the caller.
+                conn.execute("DELETE FROM chunks WHERE file_id = ?1", [file_id])
+                    .await
+                    .map_err(&failed)?;
+                conn.execute(
+                    "UPDATE files SET content_hash = ?2, metadata_json = ?3 WHERE file_id = ?1",
+                    (file_id, hash, metadata),
+                )
+                .await
+                .map_err(&failed)?;
+                Ok(file_id)
+            }
+            None => {
+                let mut rows = conn
+                    .query(
+                        "INSERT INTO files (session_id, source_uri, content_hash, metadata_json, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING file_id",
+                        (session_id, source_uri, hash, metadata, now_ms()),
+                    )
+                    .await
+                    .map_err(&failed)?;
+                match rows.next().await.map_err(&failed)? {
+                    Some(row) => row.get(0).map_err(&failed),
+                    None => Err(MemoryError::Query(
+                        "recording the indexed file: no file_id returned".into(),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl MemoryRetrieval for LibsqlMemory {
+    async fn hybrid_query(
+        &self,
+        session_id: &str,
+        query: &str,
+        max_results: usize,
+    ) -> Result<Vec<RetrievalResult>, MemoryError> {
+        if max_results == 0 || query.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = (max_results * 4).clamp(MIN_CANDIDATES, MAX_CANDIDATES);
+        let query_vector = match self.embedder.embed(&[query.to_owned()]).await {
+            Ok(mut vectors) => vectors.pop().filter(|v| v.iter().any(|x| *x != 0.0)),
+            Err(error) => {
+                tracing::warn!(%error, "embedding the query failed; full-text search only");
+                None
+            }
+        };
+        let conn = self.pool.reader().await?;
+        let mut vector = match &query_vector {
+            Some(v) => self.vector_candidates(&conn, session_id, v, wanted).await?,
+            None => Vec::new(),
+        };
+        let mut fts = match match_expression(query) {
+            Some(expression) => {
+                self.fts_candidates(&conn, session_id, &expression, wanted)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        drop(conn);
+        // A neighbour pointing away from the query (cosine <= 0) carries no
+        // evidence of relevance.
+        vector.retain(|c| c.raw > 0.0);
+        min_max(&mut vector, |cosine| cosine.clamp(0.0, 1.0));
+        min_max(&mut fts, |_| 1.0);
+        let mut merged: HashMap<String, RetrievalResult> = HashMap::new();
+        for (candidate, is_vector) in vector
+            .into_iter()
+            .map(|c| (c, true))
+            .chain(fts.into_iter().map(|c| (c, false)))
+        {
+            let entry =
+                merged
+                    .entry(candidate.chunk_id.clone())
+                    .or_insert_with(|| RetrievalResult {
+                        chunk_id: candidate.chunk_id,
+                        session_id: candidate.session_id,
+                        text: candidate.text,
+                        score: 0.0,
+                        vector_score: 0.0,
+                        fts_score: 0.0,
+                        sequence_start: candidate.sequence_start,
+                        sequence_end: candidate.sequence_end,
+                        source_uri: candidate.source_uri,
+                    });
+            if is_vector {
+                entry.vector_score = candidate.raw;
+            } else {
+                entry.fts_score = candidate.raw;
+            }
+        }
+        let mut results: Vec<RetrievalResult> = merged
+            .into_values()
+            .map(|mut r| {
+                r.score = self.options.vector_weight * r.vector_score
+                    + self.options.fts_weight * r.fts_score;
+                r
+            })
+            .filter(|r| r.score > 0.0)
+            .collect();
+        results.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(b.sequence_end.cmp(&a.sequence_end))
+                .then(a.chunk_id.cmp(&b.chunk_id))
+        });
+        results.truncate(max_results);
+        Ok(results)
+    }
+
+    /// Indexes document or message text. Each input is normalised and cut
+    /// like message text; inputs with a `source_uri` get one `files` row
+    /// per source, and a source whose content changed has its previous
+    /// chunks replaced.
+    async fn upsert_chunks(
+        &self,
+        session_id: &str,
+        chunks: Vec<ChunkInput>,
+    ) -> Result<UpsertOutcome, MemoryError> {
+        check_session_id(session_id)?;
+        // Sources in first-seen order, each with its prepared chunks.
+        let mut groups: Vec<(Option<String>, Vec<PreparedChunk>)> = Vec::new();
+        for input in chunks {
+            let prepared = prepare(
+                chunk(&input.text),
+                input.sequence_start,
+                input.sequence_end,
+                &input.metadata,
+            );
+            match groups.iter_mut().find(|(uri, _)| *uri == input.source_uri) {
+                Some((_, list)) => list.extend(prepared),
+                None => groups.push((input.source_uri, prepared)),
+            }
+        }
+        let all: Vec<PreparedChunk> = groups.iter().flat_map(|(_, c)| c.clone()).collect();
+        let vectors = self.embed_or_skip(&all).await;
+        let tx = self.pool.begin_write().await?;
+        let result = async {
+            touch_session(&tx, session_id, self.options.agent_identity.as_deref()).await?;
+            let mut outcome = UpsertOutcome::default();
+            let mut offset = 0;
+            for (source, prepared) in &groups {
+                let file_id = match source {
+                    Some(uri) => Some(self.upsert_source(&tx, session_id, uri, prepared).await?),
+                    None => None,
+                };
+                let slice = vectors
+                    .as_deref()
+                    .map(|v| &v[offset..offset + prepared.len()]);
+                offset += prepared.len();
+                let step = insert_chunks(
+                    &tx,
+                    session_id,
+                    file_id,
+                    prepared,
+                    slice,
+                    self.embedder.model_name(),
+                )
+                .await?;
+                outcome.inserted += step.inserted;
+                outcome.deduplicated += step.deduplicated;
+            }
+            Ok(outcome)
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn read_summary_state(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<MemorySummaryState>, MemoryError> {
+        let conn = self.pool.reader().await?;
+        Ok(read_state(&conn, session_id)
+            .await?
+            .summary_state
+            .map(MemorySummaryState::from))
+    }
+
+    /// Compare-and-swap in one write transaction: applied only when the
+    /// stored epoch (0 when none) equals `expected_epoch`.
+    async fn write_summary_state(
+        &self,
+        session_id: &str,
+        state: &MemorySummaryState,
+        expected_epoch: u64,
+    ) -> Result<SummaryWriteOutcome, MemoryError> {
+        check_session_id(session_id)?;
+        let tx = self.pool.begin_write().await?;
+        let result = async {
+            let mut stored = read_state(&tx, session_id).await?;
+            let current_epoch = stored.summary_state.as_ref().map_or(0, |s| s.epoch);
+            if current_epoch != expected_epoch {
+                return Ok(SummaryWriteOutcome::Stale { current_epoch });
+            }
+            let new_epoch = expected_epoch + 1;
+            touch_session(&tx, session_id, self.options.agent_identity.as_deref()).await?;
+            stored.summary_state = Some(StoredSummary {
+                text: state.summary_text.clone(),
+                epoch: new_epoch,
+                upper_sequence: state.upper_sequence,
+            });
+            write_state(&tx, session_id, &stored).await?;
+            Ok(SummaryWriteOutcome::Applied { new_epoch })
+        }
+        .await;
+        tx.finish(result).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(raw: f64) -> Candidate {
+        Candidate {
+            chunk_id: String::new(),
+            session_id: String::new(),
+            text: String::new(),
+            sequence_start: 0,
+            sequence_end: 0,
+            source_uri: None,
+            raw,
+        }
+    }
+
+    #[test]
+    fn min_max_maps_to_the_unit_interval() {
+        let mut list = vec![candidate(2.0), candidate(4.0), candidate(3.0)];
+        min_max(&mut list, |_| 1.0);
+        let scores: Vec<f64> = list.iter().map(|c| c.raw).collect();
+        assert_eq!(scores, [0.0, 1.0, 0.5]);
+        let mut single = vec![candidate(0.25)];
+        min_max(&mut single, |raw| raw.clamp(0.0, 1.0));
+        assert_eq!(single[0].raw, 0.25);
+        let mut tie = vec![candidate(7.5), candidate(7.5)];
+        min_max(&mut tie, |_| 1.0);
+        assert_eq!((tie[0].raw, tie[1].raw), (1.0, 1.0));
+        let mut empty: Vec<Candidate> = Vec::new();
+        min_max(&mut empty, |_| 1.0);
+    }
+
+    #[test]
+    fn vectors_are_little_endian_f32() {
+        assert_eq!(vector_blob(&[1.0, -2.0]), [0, 0, 128, 63, 0, 0, 0, 192]);
+    }
+}

@@ -1,0 +1,332 @@
+//! `LibsqlMemory`: opening, the storage pipeline (`Memory::store`), recall,
+//! forget, session listing and restore.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use types::config::{MemoryConfig, RetrievalConfig, RetrievalScope};
+use types::{Memory, MemoryError, MemoryRecord, Message};
+
+use crate::db::{Location, Pool, now_ms, query_error};
+use crate::embed::Embedder;
+use crate::migrations::{self, MIGRATIONS};
+use crate::retrieval::{PreparedChunk, insert_chunks, prepare};
+use crate::state::{read_state, touch_session, write_state};
+use crate::text::{chunk, extract_text};
+
+/// How a `LibsqlMemory` is opened and ranks results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryOptions {
+    pub location: Location,
+    /// Weight of vector similarity in the merged score.
+    pub vector_weight: f64,
+    /// Weight of full-text relevance in the merged score.
+    pub fts_weight: f64,
+    pub scope: RetrievalScope,
+    /// Stored on sessions this instance creates.
+    pub agent_identity: Option<String>,
+}
+
+impl MemoryOptions {
+    /// A local file with the default retrieval settings.
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        let retrieval = RetrievalConfig::default();
+        Self {
+            location: Location::Local(path.into()),
+            vector_weight: retrieval.vector_weight,
+            fts_weight: retrieval.fts_weight,
+            scope: retrieval.scope,
+            agent_identity: None,
+        }
+    }
+
+    /// From the validated configuration: the libSQL server when both
+    /// `remote_url` and `auth_token` are set, else the local file.
+    pub fn from_config(config: &MemoryConfig) -> Self {
+        let location = match (&config.remote_url, &config.auth_token) {
+            (Some(url), Some(token)) => Location::Remote {
+                url: url.clone(),
+                auth_token: token.clone(),
+            },
+            _ => Location::Local(config.db_path.clone()),
+        };
+        Self {
+            location,
+            vector_weight: config.retrieval.vector_weight,
+            fts_weight: config.retrieval.fts_weight,
+            scope: config.retrieval.scope,
+            agent_identity: None,
+        }
+    }
+}
+
+/// A session as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub agent_identity: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_sequence: i64,
+}
+
+/// Memory in a libSQL database. Cheap to share (`Arc`), safe with
+/// concurrent callers: writes of this instance are serialised on one
+/// connection, writers in other processes wait on the database lock.
+#[derive(Debug)]
+pub struct LibsqlMemory {
+    pub(crate) pool: Pool,
+    pub(crate) embedder: Arc<dyn Embedder>,
+    pub(crate) options: MemoryOptions,
+}
+
+impl LibsqlMemory {
+    /// Opens (creating when missing) and migrates the database.
+    pub async fn open(
+        options: MemoryOptions,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<Self, MemoryError> {
+        let pool = Pool::open(options.location.clone()).await?;
+        {
+            let conn = pool.reader().await?;
+            migrations::apply(&conn, MIGRATIONS).await?;
+        }
+        Ok(Self {
+            pool,
+            embedder,
+            options,
+        })
+    }
+
+    /// The embedder's stored model name.
+    pub fn embedding_model(&self) -> &str {
+        self.embedder.model_name()
+    }
+
+    /// Embeds `chunks`; when the embedder fails the chunks are still
+    /// indexed for full-text search (and the event still stored), so an
+    /// unreachable embeddings endpoint never loses data.
+    pub(crate) async fn embed_or_skip(&self, chunks: &[PreparedChunk]) -> Option<Vec<Vec<f32>>> {
+        if chunks.is_empty() {
+            return Some(Vec::new());
+        }
+        let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+        match self.embedder.embed(&texts).await {
+            Ok(vectors) if vectors.len() == texts.len() => Some(vectors),
+            Ok(vectors) => {
+                tracing::warn!(
+                    expected = texts.len(),
+                    got = vectors.len(),
+                    "embedder returned the wrong number of vectors; indexing text only"
+                );
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "embedding failed; indexing text only");
+                None
+            }
+        }
+    }
+
+    /// Every session, most recently updated first.
+    pub async fn list_sessions(&self) -> Result<Vec<SessionInfo>, MemoryError> {
+        let conn = self.pool.reader().await?;
+        let failed = query_error("listing sessions");
+        let mut rows = conn
+            .query(
+                "SELECT s.session_id, s.agent_identity, s.created_at, s.updated_at,
+                        COALESCE(json_extract(st.state_json, '$.last_sequence'), 0)
+                 FROM sessions s LEFT JOIN session_state st ON st.session_id = s.session_id
+                 ORDER BY s.updated_at DESC, s.session_id",
+                (),
+            )
+            .await
+            .map_err(&failed)?;
+        let mut sessions = Vec::new();
+        while let Some(row) = rows.next().await.map_err(&failed)? {
+            sessions.push(SessionInfo {
+                session_id: row.get(0).map_err(&failed)?,
+                agent_identity: row.get(1).map_err(&failed)?,
+                created_at: row.get(2).map_err(&failed)?,
+                updated_at: row.get(3).map_err(&failed)?,
+                last_sequence: row.get(4).map_err(&failed)?,
+            });
+        }
+        Ok(sessions)
+    }
+
+    /// A session's events as messages, in sequence order (the runtime
+    /// applies its token budget afterwards). Unknown sessions are an error.
+    pub async fn restore(&self, session_id: &str) -> Result<Vec<Message>, MemoryError> {
+        if !self.session_exists(session_id).await? {
+            return Err(MemoryError::SessionNotFound(session_id.to_owned()));
+        }
+        self.recall(session_id, None)
+            .await?
+            .into_iter()
+            .map(|record| {
+                serde_json::from_value(record.payload).map_err(|e| {
+                    MemoryError::Serialization(format!(
+                        "event {} of session '{session_id}' is not a message: {e}",
+                        record.sequence
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    async fn session_exists(&self, session_id: &str) -> Result<bool, MemoryError> {
+        let conn = self.pool.reader().await?;
+        let mut rows = conn
+            .query("SELECT 1 FROM sessions WHERE session_id = ?1", [session_id])
+            .await
+            .map_err(query_error("looking up the session"))?;
+        Ok(rows
+            .next()
+            .await
+            .map_err(query_error("looking up the session"))?
+            .is_some())
+    }
+
+    /// `PRAGMA integrity_check`: `"ok"` for a healthy database.
+    pub async fn integrity_check(&self) -> Result<String, MemoryError> {
+        let conn = self.pool.reader().await?;
+        let failed = query_error("checking integrity");
+        let mut rows = conn
+            .query("PRAGMA integrity_check", ())
+            .await
+            .map_err(&failed)?;
+        let mut lines = Vec::new();
+        while let Some(row) = rows.next().await.map_err(&failed)? {
+            lines.push(row.get::<String>(0).map_err(&failed)?);
+        }
+        Ok(lines.join("\n"))
+    }
+}
+
+pub(crate) fn check_session_id(session_id: &str) -> Result<(), MemoryError> {
+    if session_id.trim().is_empty() {
+        return Err(MemoryError::Query(
+            "the session id is empty; every stored item belongs to a session".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Memory for LibsqlMemory {
+    /// Steps 1–9 of spec 05 in one transaction: the event, its sequence
+    /// and its index entries are stored together or not at all. Text is
+    /// chunked and embedded before the transaction starts, so the write
+    /// lock is held only for the inserts.
+    async fn store(
+        &self,
+        session_id: &str,
+        sequence: i64,
+        payload: Value,
+    ) -> Result<(), MemoryError> {
+        check_session_id(session_id)?;
+        let payload_json = serde_json::to_string(&payload)
+            .map_err(|e| MemoryError::Serialization(format!("event payload: {e}")))?;
+        let pieces: Vec<String> = extract_text(&payload)
+            .iter()
+            .flat_map(|text| chunk(text))
+            .collect();
+        let chunks = prepare(pieces, sequence, sequence, &Value::Null);
+        let vectors = self.embed_or_skip(&chunks).await;
+        let tx = self.pool.begin_write().await?;
+        let result = async {
+            touch_session(&tx, session_id, self.options.agent_identity.as_deref()).await?;
+            let mut state = read_state(&tx, session_id).await?;
+            if sequence <= state.last_sequence {
+                return Err(MemoryError::NonMonotonicSequence {
+                    session_id: session_id.to_owned(),
+                    sequence,
+                    last_sequence: state.last_sequence,
+                });
+            }
+            tx.execute(
+                "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                (session_id, sequence, payload_json, now_ms()),
+            )
+            .await
+            .map_err(query_error("inserting the event"))?;
+            state.last_sequence = sequence;
+            write_state(&tx, session_id, &state).await?;
+            insert_chunks(
+                &tx,
+                session_id,
+                None,
+                &chunks,
+                vectors.as_deref(),
+                self.embedder.model_name(),
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        tx.finish(result).await
+    }
+
+    async fn recall(
+        &self,
+        session_id: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<MemoryRecord>, MemoryError> {
+        let conn = self.pool.reader().await?;
+        let failed = query_error("reading events");
+        let mut rows = match limit {
+            None => conn
+                .query(
+                    "SELECT sequence, payload_json FROM conversation_events
+                     WHERE session_id = ?1 ORDER BY sequence",
+                    [session_id],
+                )
+                .await
+                .map_err(&failed)?,
+            Some(limit) => conn
+                .query(
+                    "SELECT sequence, payload_json FROM (
+                         SELECT sequence, payload_json FROM conversation_events
+                         WHERE session_id = ?1 ORDER BY sequence DESC LIMIT ?2
+                     ) ORDER BY sequence",
+                    (session_id, i64::try_from(limit).unwrap_or(i64::MAX)),
+                )
+                .await
+                .map_err(&failed)?,
+        };
+        let mut records = Vec::new();
+        while let Some(row) = rows.next().await.map_err(&failed)? {
+            let sequence: i64 = row.get(0).map_err(&failed)?;
+            let json: String = row.get(1).map_err(&failed)?;
+            let payload = serde_json::from_str(&json).map_err(|e| {
+                MemoryError::Serialization(format!(
+                    "event {sequence} of session '{session_id}' is not valid JSON: {e}"
+                ))
+            })?;
+            records.push(MemoryRecord {
+                session_id: session_id.to_owned(),
+                sequence,
+                payload,
+            });
+        }
+        Ok(records)
+    }
+
+    /// Deletes the session; foreign keys cascade to its events, state,
+    /// files, chunks, vectors and (through triggers) FTS rows. Forgetting
+    /// an unknown session does nothing.
+    async fn forget(&self, session_id: &str) -> Result<(), MemoryError> {
+        let tx = self.pool.begin_write().await?;
+        let result = tx
+            .execute("DELETE FROM sessions WHERE session_id = ?1", [session_id])
+            .await
+            .map(|_| ())
+            .map_err(query_error("deleting the session"));
+        tx.finish(result).await
+    }
+}

@@ -1,0 +1,31 @@
+//! `LibsqlMemory` through its public surface, on real database files in
+//! temporary directories: storage across reopening, cascades, migrations,
+//! retrieval, concurrency, crash safety and the embedders.
+
+mod concurrency;
+mod crash;
+mod embedders;
+mod migrations;
+mod retrieval;
+mod runtime_restore;
+mod storage;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use memory::{LexicalEmbedder, LibsqlMemory, MemoryOptions};
+
+/// Opens (or reopens) the database at `path` with the lexical embedder.
+pub async fn open(path: &Path) -> LibsqlMemory {
+    LibsqlMemory::open(MemoryOptions::local(path), Arc::new(LexicalEmbedder::new()))
+        .await
+        .unwrap()
+}
+
+/// Counts rows of `table` with a raw connection (independent of the crate).
+pub async fn count(path: &Path, sql: &str) -> i64 {
+    let db = libsql::Builder::new_local(path).build().await.unwrap();
+    let conn = db.connect().unwrap();
+    let mut rows = conn.query(sql, ()).await.unwrap();
+    rows.next().await.unwrap().unwrap().get(0).unwrap()
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the `shell-daemon` binary over a real Unix socket,
+//! and of `shell_exec` in Session mode through the tool registry to it.
+
+mod protocol;
+mod shell_exec;
+mod support;

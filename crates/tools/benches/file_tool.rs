@@ -1,0 +1,127 @@
+//! Per-call latency of `file_read` through the whole registry pipeline
+//! (lookup → validation → policy → timeout → the tool on a blocking thread →
+//! truncation → scrubbing) with the WASM runner and with the host runner.
+//! The runner-level figures (without the pipeline) are in `sandbox`'s
+//! `file_call` bench.
+//!
+//! `cargo bench -p tools --bench file_tool` measures; under `cargo test` it
+//! makes one quick smoke pass. Prints a table and one JSON line.
+
+use std::fs;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sandbox::scrub::Scrubber;
+use sandbox::{FileRunner, HostFileRunner, WasmWasiToolRunner, Workspace};
+use serde_json::json;
+use tools::file::register_file_tools;
+use tools::{StaticApproval, ToolRegistry};
+use types::ToolCall;
+use types::protocol::bootstrap::ApprovalPolicy;
+
+const CALLS: usize = 5_000;
+const SMOKE_CALLS: usize = 3;
+const SMALL_FILE: &str = "Oxydra benchmark file.\nA second line.\n";
+
+fn registry(workspace: &Workspace, runner: Arc<dyn FileRunner>) -> ToolRegistry {
+    let mut registry = ToolRegistry::new(
+        Arc::new(Scrubber::new()),
+        Arc::new(StaticApproval(ApprovalPolicy::Allow)),
+    );
+    register_file_tools(&mut registry, workspace, runner).expect("the file tools register");
+    registry
+}
+
+/// p50, p99 and mean of `calls` calls after `calls / 10` warm-up calls.
+async fn measure(registry: &ToolRegistry, call: &ToolCall, calls: usize) -> [Duration; 3] {
+    let mut samples = Vec::with_capacity(calls);
+    for i in 0..calls + calls / 10 {
+        let start = Instant::now();
+        let output = black_box(registry.execute_with_policy(call).await).expect("file_read");
+        let took = start.elapsed();
+        assert!(
+            output.contains("A second line."),
+            "unexpected output: {output}"
+        );
+        if i >= calls / 10 {
+            samples.push(took);
+        }
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+    [at(0.50), at(0.99), mean]
+}
+
+fn micros(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6 * 10.0).round() / 10.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let calls = if full { CALLS } else { SMOKE_CALLS };
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let workspace = Workspace::open(&dir.path().join("bench")).expect("the workspace");
+    fs::write(
+        workspace
+            .mount_dir(types::protocol::file_ops::Mount::Shared)
+            .join("small.txt"),
+        SMALL_FILE,
+    )
+    .expect("the small file");
+    let call = ToolCall {
+        id: "bench".into(),
+        name: "file_read".into(),
+        arguments: json!({ "path": "/shared/small.txt" }).to_string(),
+    };
+
+    let wasm = WasmWasiToolRunner::new(workspace.clone()).expect("the WASM runner");
+    let variants: [(&str, Arc<dyn FileRunner>); 2] = [
+        ("pipeline + WASM runner", Arc::new(wasm)),
+        (
+            "pipeline + host runner",
+            Arc::new(HostFileRunner::new(workspace.clone())),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, runner) in variants {
+        let [p50, p99, mean] = measure(&registry(&workspace, runner), &call, calls).await;
+        rows.push((name, p50, p99, mean));
+    }
+
+    println!(
+        "file_read of a {}-byte file through ToolRegistry::execute_with_policy, {calls} calls each{}",
+        SMALL_FILE.len(),
+        if full { "" } else { " (smoke pass)" }
+    );
+    println!(
+        "{:<26} {:>10} {:>10} {:>10}",
+        "variant", "p50 µs", "p99 µs", "mean µs"
+    );
+    for (name, p50, p99, mean) in &rows {
+        println!(
+            "{name:<26} {:>10} {:>10} {:>10}",
+            micros(*p50),
+            micros(*p99),
+            micros(*mean)
+        );
+    }
+    let variants: Vec<_> = rows
+        .iter()
+        .map(|(name, p50, p99, mean)| {
+            json!({
+                "variant": name,
+                "p50_us": micros(*p50),
+                "p99_us": micros(*p99),
+                "mean_us": micros(*mean),
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        json!({ "bench": "file_tool", "smoke": !full, "calls": calls, "variants": variants })
+    );
+}

@@ -1,0 +1,311 @@
+//! `DaemonShellSession`: the production `ShellSession`, a client of the
+//! shell daemon (`crates/shell-daemon`) in the shell sandbox.
+//!
+//! Spec 06 calls this client `VsockShellSession`; it is named after what
+//! it talks to rather than the transport, because the container tier
+//! reaches the daemon over a Unix socket and the microVM tier will add a
+//! vsock variant to `ShellDaemonEndpoint` behind the same type.
+//!
+//! Each call opens its own connection (a Unix connect costs microseconds)
+//! and pipelines `SpawnSession` before its request: spawning is idempotent
+//! for the same id and directory, so a session that expired or was killed
+//! is recreated without any client-side bookkeeping, and concurrent calls
+//! never share a connection.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::UnixStream;
+use tokio_util::codec::Framed;
+use types::ToolError;
+use types::protocol::framing::{DEFAULT_MAX_FRAME_BYTES, FrameCodec};
+use types::protocol::shell::{ShellDaemonRequest, ShellDaemonResponse, StreamType};
+
+use super::{ShellOutput, ShellSession};
+use async_trait::async_trait;
+
+/// Where the shell daemon listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellDaemonEndpoint {
+    /// A Unix socket path (container tier, development).
+    Unix(PathBuf),
+}
+
+impl ShellDaemonEndpoint {
+    /// Parses the bootstrap envelope's `sidecar_endpoint`: `unix:///path`
+    /// or an absolute path.
+    pub fn parse(raw: &str) -> Result<Self, ToolError> {
+        let path = raw.strip_prefix("unix://").unwrap_or(raw);
+        if raw.starts_with("vsock://") {
+            return Err(ToolError::Execution(format!(
+                "shell daemon endpoint '{raw}': vsock endpoints belong to the microVM tier, which this build does not support; use unix:///path"
+            )));
+        }
+        if !Path::new(path).is_absolute() {
+            return Err(ToolError::Execution(format!(
+                "shell daemon endpoint '{raw}' is not unix:///absolute/path or an absolute socket path"
+            )));
+        }
+        Ok(Self::Unix(PathBuf::from(path)))
+    }
+}
+
+impl fmt::Display for ShellDaemonEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
+}
+
+/// One named session in the shell daemon.
+#[derive(Debug, Clone)]
+pub struct DaemonShellSession {
+    endpoint: ShellDaemonEndpoint,
+    session_id: String,
+    working_dir: Option<PathBuf>,
+    max_frame_bytes: usize,
+}
+
+type Connection = Framed<UnixStream, FrameCodec>;
+
+fn protocol_error(expected: &str, got: &ShellDaemonResponse) -> ToolError {
+    ToolError::Execution(format!(
+        "shell daemon protocol error: expected {expected}, got {got:?}"
+    ))
+}
+
+fn refused(message: &str) -> ToolError {
+    ToolError::Execution(format!("shell daemon: {message}"))
+}
+
+impl DaemonShellSession {
+    /// A session `session_id` in the daemon at `endpoint`, in the daemon's
+    /// default working directory unless `with_working_dir` says otherwise.
+    pub fn new(endpoint: ShellDaemonEndpoint, session_id: impl Into<String>) -> Self {
+        Self {
+            endpoint,
+            session_id: session_id.into(),
+            working_dir: None,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+
+    /// The session's working directory (as the daemon sees it).
+    pub fn with_working_dir(mut self, working_dir: impl Into<PathBuf>) -> Self {
+        self.working_dir = Some(working_dir.into());
+        self
+    }
+
+    pub fn endpoint(&self) -> &ShellDaemonEndpoint {
+        &self.endpoint
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    async fn connect(&self) -> Result<Connection, ToolError> {
+        let stream = match &self.endpoint {
+            ShellDaemonEndpoint::Unix(path) => UnixStream::connect(path).await,
+        }
+        .map_err(|e| {
+            ToolError::Execution(format!(
+                "shell daemon at {} is unreachable: {e}",
+                self.endpoint
+            ))
+        })?;
+        Ok(Framed::new(stream, FrameCodec::new(self.max_frame_bytes)))
+    }
+
+    /// Queues a request (sent on the next flush).
+    async fn feed(
+        &self,
+        connection: &mut Connection,
+        request: &ShellDaemonRequest,
+    ) -> Result<(), ToolError> {
+        let payload = serde_json::to_vec(request)
+            .map_err(|e| ToolError::Execution(format!("encoding a shell daemon request: {e}")))?;
+        connection
+            .feed(Bytes::from(payload))
+            .await
+            .map_err(|e| self.io_error(e))
+    }
+
+    async fn flush(&self, connection: &mut Connection) -> Result<(), ToolError> {
+        connection.flush().await.map_err(|e| self.io_error(e))
+    }
+
+    fn io_error(&self, error: impl fmt::Display) -> ToolError {
+        ToolError::Execution(format!(
+            "shell daemon connection {} failed: {error}",
+            self.endpoint
+        ))
+    }
+
+    async fn receive(&self, connection: &mut Connection) -> Result<ShellDaemonResponse, ToolError> {
+        let payload = connection
+            .next()
+            .await
+            .ok_or_else(|| self.io_error("the daemon closed the connection"))?
+            .map_err(|e| self.io_error(e))?;
+        serde_json::from_slice(&payload).map_err(|e| {
+            ToolError::Execution(format!("shell daemon sent a malformed response: {e}"))
+        })
+    }
+
+    fn spawn_request(&self) -> ShellDaemonRequest {
+        ShellDaemonRequest::SpawnSession {
+            session_id: self.session_id.clone(),
+            working_dir: self.working_dir.clone(),
+        }
+    }
+
+    async fn expect_spawned(&self, connection: &mut Connection) -> Result<(), ToolError> {
+        match self.receive(connection).await? {
+            ShellDaemonResponse::SessionSpawned { .. } => Ok(()),
+            ShellDaemonResponse::Error { message } => Err(refused(&message)),
+            other => Err(protocol_error("session_spawned", &other)),
+        }
+    }
+
+    /// Creates the session (or confirms it exists). The runner uses this at
+    /// start-up to tell whether the sidecar answers.
+    pub async fn spawn(&self) -> Result<(), ToolError> {
+        let mut connection = self.connect().await?;
+        self.feed(&mut connection, &self.spawn_request()).await?;
+        self.flush(&mut connection).await?;
+        self.expect_spawned(&mut connection).await
+    }
+
+    /// Ends the session and every process it runs.
+    pub async fn kill(&self) -> Result<(), ToolError> {
+        let mut connection = self.connect().await?;
+        let request = ShellDaemonRequest::KillSession {
+            session_id: self.session_id.clone(),
+        };
+        self.feed(&mut connection, &request).await?;
+        self.flush(&mut connection).await?;
+        match self.receive(&mut connection).await? {
+            ShellDaemonResponse::SessionKilled { .. } => Ok(()),
+            ShellDaemonResponse::Error { message } => Err(refused(&message)),
+            other => Err(protocol_error("session_killed", &other)),
+        }
+    }
+
+    async fn start_exec(
+        &self,
+        command: &str,
+        timeout: Duration,
+        stream: bool,
+    ) -> Result<Connection, ToolError> {
+        let mut connection = self.connect().await?;
+        self.feed(&mut connection, &self.spawn_request()).await?;
+        let exec = ShellDaemonRequest::ExecCommand {
+            session_id: self.session_id.clone(),
+            command: command.to_owned(),
+            timeout_ms: Some(
+                u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            ),
+        };
+        self.feed(&mut connection, &exec).await?;
+        if stream {
+            let request = ShellDaemonRequest::StreamOutput {
+                session_id: self.session_id.clone(),
+            };
+            self.feed(&mut connection, &request).await?;
+        }
+        self.flush(&mut connection).await?;
+        self.expect_spawned(&mut connection).await?;
+        Ok(connection)
+    }
+
+    /// Runs `command` and hands every output chunk to `on_chunk` as it
+    /// arrives; returns the complete (capped) output at the end.
+    pub async fn exec_streaming(
+        &self,
+        command: &str,
+        timeout: Duration,
+        on_chunk: &mut (dyn FnMut(StreamType, &str) + Send),
+    ) -> Result<ShellOutput, ToolError> {
+        let mut connection = self.start_exec(command, timeout, true).await?;
+        let mut output = None;
+        let mut stream_done = false;
+        // The daemon sends the chunks and `StreamFinished`, and the
+        // `CommandOutput` before or after them (see its connection docs).
+        while output.is_none() || !stream_done {
+            match self.receive(&mut connection).await? {
+                ShellDaemonResponse::StreamOutputChunk { data, stream_type } => {
+                    on_chunk(stream_type, &data);
+                }
+                ShellDaemonResponse::StreamFinished { .. } => stream_done = true,
+                response @ ShellDaemonResponse::CommandOutput { .. } => {
+                    output = Some(into_output(response)?);
+                }
+                ShellDaemonResponse::Error { message } => return Err(refused(&message)),
+                other => return Err(protocol_error("stream_output_chunk", &other)),
+            }
+        }
+        output.ok_or_else(|| self.io_error("the command's output never arrived"))
+    }
+}
+
+fn into_output(response: ShellDaemonResponse) -> Result<ShellOutput, ToolError> {
+    match response {
+        ShellDaemonResponse::CommandOutput {
+            stdout,
+            stderr,
+            exit_code,
+            timed_out,
+            truncated,
+        } => Ok(ShellOutput {
+            stdout,
+            stderr,
+            exit_code,
+            timed_out,
+            truncated,
+        }),
+        ShellDaemonResponse::Error { message } => Err(refused(&message)),
+        other => Err(protocol_error("command_output", &other)),
+    }
+}
+
+#[async_trait]
+impl ShellSession for DaemonShellSession {
+    async fn exec(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ToolError> {
+        let mut connection = self.start_exec(command, timeout, false).await?;
+        // Dropping the connection early (the registry's timeout, a
+        // cancelled turn) makes the daemon kill the command.
+        into_output(self.receive(&mut connection).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_from_the_envelope_forms() {
+        assert_eq!(
+            ShellDaemonEndpoint::parse("unix:///work/alice/tmp/shell.sock").unwrap(),
+            ShellDaemonEndpoint::Unix("/work/alice/tmp/shell.sock".into())
+        );
+        assert_eq!(
+            ShellDaemonEndpoint::parse("/run/shell.sock").unwrap(),
+            ShellDaemonEndpoint::Unix("/run/shell.sock".into())
+        );
+        for bad in ["relative.sock", "unix://relative", "vsock://3:5000"] {
+            let err = ShellDaemonEndpoint::parse(bad).unwrap_err();
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        assert_eq!(
+            ShellDaemonEndpoint::Unix("/a/b".into()).to_string(),
+            "unix:///a/b"
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! `TuiUiState::update`: events in, commands out.
+
+use channels::{ClientEvent, ConnectionState};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::time::Duration;
+use tui::state::{ActiveTurn, ConnectionView, Entry, ToolStatus};
+use tui::{Command, TuiUiState, UiEvent};
+use types::protocol::gateway::{
+    GatewayClientFrame, GatewayErrorCode, GatewayServerFrame, GatewayServerMessage, SessionSummary,
+    TurnUsage,
+};
+use types::runner::SandboxTier;
+
+fn key(code: KeyCode) -> UiEvent {
+    UiEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn ctrl(c: char) -> UiEvent {
+    UiEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+fn frame(frame: GatewayServerFrame) -> UiEvent {
+    UiEvent::Client(ClientEvent::Frame(GatewayServerMessage { seq: 1, frame }))
+}
+
+fn hello_ack(session: &str) -> UiEvent {
+    frame(GatewayServerFrame::HelloAck {
+        runtime_session_id: session.into(),
+        tier: SandboxTier::Process,
+        degraded_reasons: vec![
+            types::protocol::bootstrap::StartupDegradedReason::InsecureProcessTier,
+        ],
+        model: "gpt-4.1".into(),
+    })
+}
+
+/// A state connected to session `s-1`.
+fn connected() -> TuiUiState {
+    let mut state = TuiUiState::new();
+    state.update(UiEvent::Client(ClientEvent::Connection(
+        ConnectionState::Connected {
+            session_id: "s-1".into(),
+        },
+    )));
+    state.update(hello_ack("s-1"));
+    state
+}
+
+fn type_text(state: &mut TuiUiState, text: &str) {
+    state.update(UiEvent::Paste(text.to_owned()));
+}
+
+/// Types `input`, presses Enter, and checks the commands.
+fn check_submit(state: &mut TuiUiState, input: &str, expected: &[Command]) {
+    type_text(state, input);
+    assert_eq!(
+        state.update(key(KeyCode::Enter)),
+        expected,
+        "input {input:?}"
+    );
+}
+
+fn send_turn(content: &str) -> Command {
+    Command::Send(GatewayClientFrame::SendTurn {
+        content: content.into(),
+        client_turn_id: None,
+    })
+}
+
+#[test]
+fn hello_ack_fills_the_status() {
+    let state = connected();
+    assert_eq!(state.connection, ConnectionView::Connected);
+    assert_eq!(state.session_id, Some("s-1".into()));
+    assert_eq!(state.model, Some("gpt-4.1".into()));
+    assert_eq!(state.tier, Some(SandboxTier::Process));
+    assert_eq!(
+        state.degraded_reasons,
+        ["insecure process tier: no VM or container isolation"]
+    );
+}
+
+#[test]
+fn enter_sends_the_prompt_and_keeps_it_in_history() {
+    let mut state = connected();
+    check_submit(&mut state, "hello", &[send_turn("hello")]);
+    assert!(state.input.is_empty());
+    assert_eq!(state.transcript, [Entry::User("hello".into())]);
+    assert_eq!(state.queued_turns, 1);
+    assert!(state.busy());
+    // Alt+Enter and Ctrl+J start new lines; Enter sends all of it.
+    type_text(&mut state, "line one");
+    state.update(UiEvent::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::ALT,
+    )));
+    type_text(&mut state, "two");
+    state.update(ctrl('j'));
+    type_text(&mut state, "three");
+    assert_eq!(
+        state.update(key(KeyCode::Enter)),
+        [send_turn("line one\ntwo\nthree")]
+    );
+    // Up brings back the newest entry, then the older one; Down returns.
+    state.update(key(KeyCode::Up));
+    assert_eq!(state.input.text(), "line one\ntwo\nthree");
+    state.update(key(KeyCode::Up)); // cursor at the end: moves a line up
+    state.update(key(KeyCode::Up));
+    state.update(key(KeyCode::Up)); // first line: older history entry
+    assert_eq!(state.input.text(), "hello");
+    state.update(key(KeyCode::Down));
+    state.update(key(KeyCode::Down));
+    assert_eq!(state.input.text(), "");
+    // Empty input sends nothing.
+    assert_eq!(state.update(key(KeyCode::Enter)), []);
+}
+
+#[test]
+fn a_prompt_typed_while_disconnected_stays_in_the_input() {
+    let mut state = TuiUiState::new();
+    check_submit(&mut state, "are you there?", &[]);
+    assert_eq!(state.input.text(), "are you there?");
+    assert!(
+        state
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("not connected")
+    );
+    assert!(state.transcript.is_empty());
+}
+
+#[test]
+fn commands() {
+    let mut state = connected();
+    check_submit(
+        &mut state,
+        "/new",
+        &[Command::Send(GatewayClientFrame::NewSession)],
+    );
+    check_submit(
+        &mut state,
+        "/sessions",
+        &[Command::Send(GatewayClientFrame::ListSessions)],
+    );
+    check_submit(&mut state, "/help", &[]);
+    assert!(matches!(state.transcript.last(), Some(Entry::Notice(line)) if line.contains("/quit")));
+    check_submit(&mut state, "/frobnicate", &[]);
+    assert_eq!(
+        state.last_error.as_deref(),
+        Some("unknown command /frobnicate: /help lists the commands")
+    );
+    state.input.take();
+    check_submit(
+        &mut state,
+        "//etc/hosts is a path",
+        &[send_turn("/etc/hosts is a path")],
+    );
+    check_submit(&mut state, "/quit", &[Command::Quit]);
+    assert!(state.quit);
+}
+
+#[test]
+fn a_streamed_turn_with_tool_activity() {
+    let mut state = connected();
+    check_submit(&mut state, "list files", &[send_turn("list files")]);
+    state.update(frame(GatewayServerFrame::TurnStarted {
+        turn_id: "t-1".into(),
+        client_turn_id: None,
+    }));
+    assert_eq!(state.queued_turns, 0);
+    state.update(frame(GatewayServerFrame::AssistantDelta {
+        text: "Let me ".into(),
+    }));
+    state.update(frame(GatewayServerFrame::AssistantDelta {
+        text: "look.".into(),
+    }));
+    state.update(frame(GatewayServerFrame::ToolCallStarted {
+        call_id: "c1".into(),
+        name: "file_list".into(),
+        summary: "/shared".into(),
+    }));
+    state.update(frame(GatewayServerFrame::ToolCallStarted {
+        call_id: "c2".into(),
+        name: "file_read".into(),
+        summary: "/shared/a".into(),
+    }));
+    state.update(frame(GatewayServerFrame::ToolCallFinished {
+        call_id: "c1".into(),
+        name: "file_list".into(),
+        ok: true,
+    }));
+    state.update(frame(GatewayServerFrame::ToolCallFinished {
+        call_id: "c2".into(),
+        name: "file_read".into(),
+        ok: false,
+    }));
+    state.update(frame(GatewayServerFrame::AssistantDelta {
+        text: "Two files.".into(),
+    }));
+    let usage = TurnUsage {
+        input_tokens: 100,
+        output_tokens: 20,
+        total_tokens: 120,
+        cost_usd: 0.0012,
+    };
+    state.update(frame(GatewayServerFrame::TurnCompleted {
+        turn_id: "t-1".into(),
+        final_message: "Let me look.Two files.".into(),
+        usage,
+    }));
+    assert_eq!(
+        state.transcript,
+        [
+            Entry::User("list files".into()),
+            Entry::Assistant {
+                text: "Let me look.".into(),
+                streaming: false
+            },
+            Entry::Tool {
+                call_id: "c1".into(),
+                name: "file_list".into(),
+                summary: "/shared".into(),
+                status: ToolStatus::Succeeded
+            },
+            Entry::Tool {
+                call_id: "c2".into(),
+                name: "file_read".into(),
+                summary: "/shared/a".into(),
+                status: ToolStatus::Failed
+            },
+            Entry::Assistant {
+                text: "Two files.".into(),
+                streaming: false
+            },
+        ]
+    );
+    assert_eq!(state.last_usage, Some(usage));
+    assert!(!state.busy());
+}
+
+#[test]
+fn a_resumed_client_that_missed_the_stream_shows_the_final_message() {
+    let mut state = connected();
+    state.update(frame(GatewayServerFrame::TurnCompleted {
+        turn_id: "t-9".into(),
+        final_message: "All done.".into(),
+        usage: TurnUsage::default(),
+    }));
+    assert_eq!(
+        state.transcript,
+        [Entry::Assistant {
+            text: "All done.".into(),
+            streaming: false
+        }]
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_turn_and_quits_when_idle() {
+    let mut state = connected();
+    check_submit(&mut state, "long task", &[send_turn("long task")]);
+    // Queued but not started yet: still cancels rather than quitting.
+    assert_eq!(
+        state.update(ctrl('c')),
+        [Command::Send(GatewayClientFrame::CancelActiveTurn)]
+    );
+    state.update(frame(GatewayServerFrame::TurnStarted {
+        turn_id: "t-1".into(),
+        client_turn_id: None,
+    }));
+    assert_eq!(
+        state.update(ctrl('c')),
+        [Command::Send(GatewayClientFrame::CancelActiveTurn)]
+    );
+    assert_eq!(
+        state.active_turn,
+        Some(ActiveTurn {
+            turn_id: "t-1".into(),
+            streamed_text: false,
+            cancelling: true
+        })
+    );
+    state.update(frame(GatewayServerFrame::TurnCancelled {
+        turn_id: "t-1".into(),
+    }));
+    assert!(!state.busy());
+    assert_eq!(
+        state.transcript.last(),
+        Some(&Entry::Notice("turn cancelled".into()))
+    );
+    assert_eq!(state.update(ctrl('c')), [Command::Quit]);
+}
+
+#[test]
+fn approval_prompts_take_only_y_or_n() {
+    let mut state = connected();
+    let request = |id: &str| {
+        frame(GatewayServerFrame::ApprovalRequest {
+            request_id: id.into(),
+            tool: "shell_exec".into(),
+            arguments_summary: "rm -rf build".into(),
+        })
+    };
+    state.update(request("r-1"));
+    assert!(state.pending_approval.is_some());
+    assert_eq!(state.update(key(KeyCode::Char('x'))), []);
+    assert_eq!(state.update(key(KeyCode::Enter)), []);
+    assert!(state.input.is_empty(), "keys do not leak into the prompt");
+    assert_eq!(
+        state.update(key(KeyCode::Char('y'))),
+        [Command::Send(GatewayClientFrame::ApprovalResponse {
+            request_id: "r-1".into(),
+            approved: true
+        })]
+    );
+    assert!(state.pending_approval.is_none());
+    state.update(request("r-2"));
+    assert_eq!(
+        state.update(key(KeyCode::Esc)),
+        [Command::Send(GatewayClientFrame::ApprovalResponse {
+            request_id: "r-2".into(),
+            approved: false
+        })]
+    );
+    assert_eq!(
+        state.transcript.last(),
+        Some(&Entry::Notice("denied shell_exec".into()))
+    );
+}
+
+#[test]
+fn connection_changes_are_shown() {
+    let mut state = connected();
+    state.update(UiEvent::Client(ClientEvent::Connection(
+        ConnectionState::Reconnecting {
+            attempt: 1,
+            retry_in: Duration::from_millis(250),
+            reason: "connection reset".into(),
+        },
+    )));
+    assert_eq!(
+        state.connection,
+        ConnectionView::Reconnecting {
+            attempt: 1,
+            reason: "connection reset".into()
+        }
+    );
+    assert_eq!(
+        state.transcript.last(),
+        Some(&Entry::Notice(
+            "connection lost (connection reset); reconnecting…".into()
+        ))
+    );
+    state.update(UiEvent::Client(ClientEvent::Connection(
+        ConnectionState::Connected {
+            session_id: "s-1".into(),
+        },
+    )));
+    assert_eq!(
+        state.transcript.last(),
+        Some(&Entry::Notice("reconnected".into()))
+    );
+    state.update(hello_ack("s-2"));
+    assert_eq!(
+        state.transcript.last(),
+        Some(&Entry::Notice("new session s-2".into()))
+    );
+    state.update(UiEvent::Client(ClientEvent::Connection(
+        ConnectionState::Closed {
+            reason: "the gateway refused the connection: stale token".into(),
+        },
+    )));
+    assert!(matches!(state.connection, ConnectionView::Closed { .. }));
+    assert!(
+        matches!(state.transcript.last(), Some(Entry::Error(text)) if text.contains("stale token"))
+    );
+}
+
+#[test]
+fn server_errors_and_failed_sends() {
+    let mut state = connected();
+    check_submit(&mut state, "one more", &[send_turn("one more")]);
+    state.update(frame(GatewayServerFrame::Error {
+        code: GatewayErrorCode::Busy,
+        message: "session lane is full; try again".into(),
+    }));
+    assert_eq!(state.queued_turns, 0);
+    assert_eq!(
+        state.last_error.as_deref(),
+        Some("session lane is full; try again")
+    );
+    state.update(UiEvent::SendFailed {
+        frame: GatewayClientFrame::SendTurn {
+            content: "one more".into(),
+            client_turn_id: None,
+        },
+        error: "not connected to the gateway (reconnecting); nothing was sent".into(),
+    });
+    assert_eq!(
+        state.input.text(),
+        "one more",
+        "the unsent prompt comes back"
+    );
+    assert!(
+        matches!(state.transcript.last(), Some(Entry::Error(text)) if text.contains("back in the input box"))
+    );
+}
+
+#[test]
+fn sessions_are_listed() {
+    let mut state = connected();
+    state.update(frame(GatewayServerFrame::Sessions {
+        sessions: vec![
+            SessionSummary {
+                session_id: "s-2".into(),
+                updated_at_ms: 1_700_000_000_000,
+                current: true,
+            },
+            SessionSummary {
+                session_id: "s-1".into(),
+                updated_at_ms: 0,
+                current: false,
+            },
+        ],
+    }));
+    let lines: Vec<_> = state
+        .transcript
+        .iter()
+        .map(|entry| format!("{entry:?}"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "Notice(\"2 sessions:\")",
+            "Notice(\"* s-2 (updated 2023-11-14 22:13 UTC)\")",
+            "Notice(\"  s-1 (updated 1970-01-01 00:00 UTC)\")",
+        ]
+    );
+}
