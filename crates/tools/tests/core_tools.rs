@@ -1,5 +1,7 @@
 //! The core file, vault and shell tools through the full registry
-//! pipeline, in a real temporary workspace.
+//! pipeline, in a real temporary workspace. The file and vault tests run
+//! with both file runners: the host runner and the default one (the WASM
+//! sandbox when the `wasm-isolation` feature is on, as by default).
 
 use std::fs;
 use std::path::PathBuf;
@@ -7,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use sandbox::scrub::Scrubber;
 use sandbox::shell_policy::ShellPolicy;
-use sandbox::{CapabilityProfile, FileRunner, HostFileRunner, Workspace};
+use sandbox::{CapabilityProfile, FileRunner, HostFileRunner, Workspace, default_file_runner};
 use tools::file::register_file_tools;
 use tools::shell::{ShellBackend, register_shell_tool};
 use tools::vault::{AuditEntry, AuditSink, VaultStep, register_vault_tool};
@@ -25,7 +27,18 @@ impl AuditSink for RecordingAudit {
     }
 }
 
+/// Which file runner a fixture's file and vault tools use.
+#[derive(Debug, Clone, Copy)]
+enum Runner {
+    Host,
+    /// `sandbox::default_file_runner`: the WASM runner by default.
+    Default,
+}
+
+const RUNNERS: [Runner; 2] = [Runner::Host, Runner::Default];
+
 struct Fixture {
+    runner: Runner,
     dir: tempfile::TempDir,
     registry: ToolRegistry,
     audit: Arc<RecordingAudit>,
@@ -33,9 +46,17 @@ struct Fixture {
 
 impl Fixture {
     fn new(shell: bool) -> Self {
+        Self::with_runner(shell, Runner::Host)
+    }
+
+    fn with_runner(shell: bool, runner: Runner) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let workspace = Workspace::open(&dir.path().join("alice")).unwrap();
-        let runner: Arc<dyn FileRunner> = Arc::new(HostFileRunner::new(workspace.clone()));
+        let kind = runner;
+        let runner: Arc<dyn FileRunner> = match runner {
+            Runner::Host => Arc::new(HostFileRunner::new(workspace.clone())),
+            Runner::Default => default_file_runner(workspace.clone()).unwrap(),
+        };
         let audit = Arc::new(RecordingAudit::default());
         let mut registry = ToolRegistry::new(
             Arc::new(Scrubber::new()),
@@ -64,6 +85,7 @@ impl Fixture {
         )
         .unwrap();
         Self {
+            runner: kind,
             dir,
             registry,
             audit,
@@ -96,13 +118,13 @@ impl Fixture {
     async fn ok(&self, name: &str, arguments: serde_json::Value) -> String {
         self.call(name, arguments.clone())
             .await
-            .unwrap_or_else(|e| panic!("{name} {arguments}: {e}"))
+            .unwrap_or_else(|e| panic!("{:?}: {name} {arguments}: {e}", self.runner))
     }
 
     async fn fails(&self, name: &str, arguments: serde_json::Value) -> String {
         match self.call(name, arguments.clone()).await {
             Err(error) => failure_message(&error),
-            Ok(output) => panic!("{name} {arguments} succeeded: {output}"),
+            Ok(output) => panic!("{:?}: {name} {arguments} succeeded: {output}", self.runner),
         }
     }
 }
@@ -157,192 +179,206 @@ async fn every_core_tool_is_registered_with_its_tier() {
 
 #[tokio::test]
 async fn file_tools_work_end_to_end() {
-    let fx = Fixture::new(false);
-    assert_eq!(
-        fx.ok(
-            "file_write",
-            json!({"path": "/shared/notes/todo.md", "content": "buy milk\ncall bob\n"})
-        )
-        .await,
-        "Wrote 18 bytes to /shared/notes/todo.md"
-    );
-    assert_eq!(
-        fx.ok("file_read", json!({"path": "/shared/notes/todo.md"}))
+    for runner in RUNNERS {
+        let fx = Fixture::with_runner(false, runner);
+        assert_eq!(
+            fx.ok(
+                "file_write",
+                json!({"path": "/shared/notes/todo.md", "content": "buy milk\ncall bob\n"})
+            )
             .await,
-        "buy milk\ncall bob\n"
-    );
-    assert_eq!(
-        fx.ok(
-            "file_read",
-            json!({"path": "notes/todo.md", "start_line": 2})
-        )
-        .await,
-        "call bob\n"
-    );
-    assert_eq!(
-        fx.ok(
-            "file_edit",
-            json!({"path": "/shared/notes/todo.md", "old_text": "bob", "new_text": "alice"})
-        )
-        .await,
-        "Edited /shared/notes/todo.md"
-    );
-    assert_eq!(
-        fx.ok(
-            "file_search",
-            json!({"path": "/shared", "pattern": "alice"})
-        )
-        .await,
-        "/shared/notes/todo.md:2: call alice"
-    );
-    assert_eq!(
-        fx.ok("file_list", json!({"path": "/shared/notes"})).await,
-        "todo.md (20 bytes)"
-    );
-    assert_eq!(
-        fx.ok("file_list", json!({"path": "/tmp"})).await,
-        "(empty directory)"
-    );
-    assert_eq!(
-        fx.ok("file_delete", json!({"path": "/shared/notes"})).await,
-        "Deleted directory /shared/notes and its contents"
-    );
-    assert!(!fx.host("shared/notes").exists());
+            "Wrote 18 bytes to /shared/notes/todo.md"
+        );
+        assert_eq!(
+            fx.ok("file_read", json!({"path": "/shared/notes/todo.md"}))
+                .await,
+            "buy milk\ncall bob\n"
+        );
+        assert_eq!(
+            fx.ok(
+                "file_read",
+                json!({"path": "notes/todo.md", "start_line": 2})
+            )
+            .await,
+            "call bob\n"
+        );
+        assert_eq!(
+            fx.ok(
+                "file_edit",
+                json!({"path": "/shared/notes/todo.md", "old_text": "bob", "new_text": "alice"})
+            )
+            .await,
+            "Edited /shared/notes/todo.md"
+        );
+        assert_eq!(
+            fx.ok(
+                "file_search",
+                json!({"path": "/shared", "pattern": "alice"})
+            )
+            .await,
+            "/shared/notes/todo.md:2: call alice"
+        );
+        assert_eq!(
+            fx.ok("file_list", json!({"path": "/shared/notes"})).await,
+            "todo.md (20 bytes)"
+        );
+        assert_eq!(
+            fx.ok("file_list", json!({"path": "/tmp"})).await,
+            "(empty directory)"
+        );
+        assert_eq!(
+            fx.ok("file_delete", json!({"path": "/shared/notes"})).await,
+            "Deleted directory /shared/notes and its contents"
+        );
+        assert!(!fx.host("shared/notes").exists());
+    }
 }
 
 #[tokio::test]
 async fn file_tools_fail_clearly() {
-    let fx = Fixture::new(false);
-    fx.put("shared/a.txt", "same same");
-    fx.put("vault/key", "secret");
-    let cases = [
-        (
-            "file_read",
-            json!({"path": "/shared/missing.txt"}),
-            "/shared/missing.txt does not exist",
-        ),
-        (
-            "file_edit",
-            json!({"path": "/shared/a.txt", "old_text": "same", "new_text": "x"}),
-            "occurs 2 times",
-        ),
-        (
-            "file_edit",
-            json!({"path": "/shared/a.txt", "old_text": "nope", "new_text": "x"}),
-            "not found",
-        ),
-        (
-            "file_write",
-            json!({"path": "/vault/planted", "content": "x"}),
-            "it may only use /shared, /tmp",
-        ),
-        (
-            "file_delete",
-            json!({"path": "/vault/key"}),
-            "policy violation",
-        ),
-        (
-            "file_read",
-            json!({"path": "/shared/../../../etc/passwd"}),
-            "climbs above /shared",
-        ),
-        (
-            "file_read",
-            json!({"path": "/etc/passwd"}),
-            "start with /shared, /tmp or /vault",
-        ),
-        (
-            "file_search",
-            json!({"path": "/shared", "pattern": "("}),
-            "invalid search pattern",
-        ),
-        ("file_read", json!({"path": 7}), "field 'path'"),
-        ("file_delete", json!({"path": "/shared"}), "workspace mount"),
-    ];
-    for (tool, arguments, expected) in cases {
-        let message = fx.fails(tool, arguments.clone()).await;
-        assert!(message.starts_with("Tool execution failed: "), "{message}");
-        assert!(message.contains(expected), "{tool} {arguments}: {message}");
+    for runner in RUNNERS {
+        let fx = Fixture::with_runner(false, runner);
+        fx.put("shared/a.txt", "same same");
+        fx.put("vault/key", "secret");
+        let cases = [
+            (
+                "file_read",
+                json!({"path": "/shared/missing.txt"}),
+                "/shared/missing.txt does not exist",
+            ),
+            (
+                "file_edit",
+                json!({"path": "/shared/a.txt", "old_text": "same", "new_text": "x"}),
+                "occurs 2 times",
+            ),
+            (
+                "file_edit",
+                json!({"path": "/shared/a.txt", "old_text": "nope", "new_text": "x"}),
+                "not found",
+            ),
+            (
+                "file_write",
+                json!({"path": "/vault/planted", "content": "x"}),
+                "it may only use /shared, /tmp",
+            ),
+            (
+                "file_delete",
+                json!({"path": "/vault/key"}),
+                "policy violation",
+            ),
+            (
+                "file_read",
+                json!({"path": "/shared/../../../etc/passwd"}),
+                "climbs above /shared",
+            ),
+            (
+                "file_read",
+                json!({"path": "/etc/passwd"}),
+                "start with /shared, /tmp or /vault",
+            ),
+            (
+                "file_search",
+                json!({"path": "/shared", "pattern": "("}),
+                "invalid search pattern",
+            ),
+            ("file_read", json!({"path": 7}), "field 'path'"),
+            ("file_delete", json!({"path": "/shared"}), "workspace mount"),
+        ];
+        for (tool, arguments, expected) in cases {
+            let message = fx.fails(tool, arguments.clone()).await;
+            assert!(message.starts_with("Tool execution failed: "), "{message}");
+            assert!(
+                message.contains(expected),
+                "{:?}: {tool} {arguments}: {message}",
+                fx.runner
+            );
+        }
+        assert_eq!(fs::read_to_string(fx.host("vault/key")).unwrap(), "secret");
+        assert!(!fx.host("vault/planted").exists());
     }
-    assert_eq!(fs::read_to_string(fx.host("vault/key")).unwrap(), "secret");
-    assert!(!fx.host("vault/planted").exists());
 }
 
 #[tokio::test]
 async fn vault_copy_runs_two_audited_steps() {
-    let fx = Fixture::new(false);
-    fx.put("vault/creds.json", "{\"user\": \"alice\"}");
-    let output = fx
-        .ok(
-            "vault_copyto",
-            json!({"source": "/vault/creds.json", "destination": "/tmp/creds.json"}),
-        )
-        .await;
-    assert!(
-        output.starts_with("Copied 17 bytes from /vault/creds.json to /tmp/creds.json (operation "),
-        "{output}"
-    );
-    assert_eq!(
-        fs::read_to_string(fx.host("tmp/creds.json")).unwrap(),
-        "{\"user\": \"alice\"}"
-    );
-    let audit = fx.audit.0.lock().unwrap().clone();
-    assert_eq!(audit.len(), 2);
-    assert_eq!(audit[0].operation_id, audit[1].operation_id);
-    assert!(output.contains(&audit[0].operation_id));
-    assert_eq!(
-        (
-            audit[0].step,
-            audit[0].profile,
-            audit[0].path.as_str(),
-            audit[0].outcome.clone()
-        ),
-        (
-            VaultStep::Read,
-            CapabilityProfile::VaultReadStep,
-            "/vault/creds.json",
-            Ok(17)
-        )
-    );
-    assert_eq!(
-        (
-            audit[1].step,
-            audit[1].profile,
-            audit[1].path.as_str(),
-            audit[1].outcome.clone()
-        ),
-        (
-            VaultStep::Write,
-            CapabilityProfile::VaultWriteStep,
-            "/tmp/creds.json",
-            Ok(17)
-        )
-    );
+    for runner in RUNNERS {
+        let fx = Fixture::with_runner(false, runner);
+        fx.put("vault/creds.json", "{\"user\": \"alice\"}");
+        let output = fx
+            .ok(
+                "vault_copyto",
+                json!({"source": "/vault/creds.json", "destination": "/tmp/creds.json"}),
+            )
+            .await;
+        assert!(
+            output.starts_with(
+                "Copied 17 bytes from /vault/creds.json to /tmp/creds.json (operation "
+            ),
+            "{output}"
+        );
+        assert_eq!(
+            fs::read_to_string(fx.host("tmp/creds.json")).unwrap(),
+            "{\"user\": \"alice\"}"
+        );
+        let audit = fx.audit.0.lock().unwrap().clone();
+        assert_eq!(audit.len(), 2);
+        assert_eq!(audit[0].operation_id, audit[1].operation_id);
+        assert!(output.contains(&audit[0].operation_id));
+        assert_eq!(
+            (
+                audit[0].step,
+                audit[0].profile,
+                audit[0].path.as_str(),
+                audit[0].outcome.clone()
+            ),
+            (
+                VaultStep::Read,
+                CapabilityProfile::VaultReadStep,
+                "/vault/creds.json",
+                Ok(17)
+            )
+        );
+        assert_eq!(
+            (
+                audit[1].step,
+                audit[1].profile,
+                audit[1].path.as_str(),
+                audit[1].outcome.clone()
+            ),
+            (
+                VaultStep::Write,
+                CapabilityProfile::VaultWriteStep,
+                "/tmp/creds.json",
+                Ok(17)
+            )
+        );
+    }
 }
 
 #[tokio::test]
 async fn vault_copy_refuses_wrong_directions() {
-    let fx = Fixture::new(false);
-    fx.put("shared/x", "x");
-    fx.put("vault/key", "k");
-    let message = fx
-        .fails(
-            "vault_copyto",
-            json!({"source": "/shared/x", "destination": "/tmp/y"}),
-        )
-        .await;
-    assert!(message.contains("may only use /vault"), "{message}");
-    let message = fx
-        .fails(
-            "vault_copyto",
-            json!({"source": "/vault/key", "destination": "/vault/copy"}),
-        )
-        .await;
-    assert!(message.contains("may only use /shared, /tmp"), "{message}");
-    assert!(
-        fx.audit.0.lock().unwrap().is_empty(),
-        "refused calls never ran a step"
-    );
+    for runner in RUNNERS {
+        let fx = Fixture::with_runner(false, runner);
+        fx.put("shared/x", "x");
+        fx.put("vault/key", "k");
+        let message = fx
+            .fails(
+                "vault_copyto",
+                json!({"source": "/shared/x", "destination": "/tmp/y"}),
+            )
+            .await;
+        assert!(message.contains("may only use /vault"), "{message}");
+        let message = fx
+            .fails(
+                "vault_copyto",
+                json!({"source": "/vault/key", "destination": "/vault/copy"}),
+            )
+            .await;
+        assert!(message.contains("may only use /shared, /tmp"), "{message}");
+        assert!(
+            fx.audit.0.lock().unwrap().is_empty(),
+            "refused calls never ran a step"
+        );
+    }
 }
 
 #[tokio::test]
@@ -436,5 +472,31 @@ async fn refused_urls_never_reach_web_fetch() {
         let message = fx.fails("web_fetch", json!({"url": url})).await;
         assert!(message.contains(expected), "{url}: {message}");
         assert!(!message.contains("secret"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_vault_step_is_audited_with_its_reason() {
+    for runner in RUNNERS {
+        let fx = Fixture::with_runner(false, runner);
+        let message = fx
+            .fails(
+                "vault_copyto",
+                json!({"source": "/vault/missing", "destination": "/tmp/copy"}),
+            )
+            .await;
+        assert!(
+            message.contains("/vault/missing does not exist"),
+            "{runner:?}: {message}"
+        );
+        let audit = fx.audit.0.lock().unwrap().clone();
+        assert_eq!(audit.len(), 1, "{runner:?}: step 2 never ran: {audit:?}");
+        assert_eq!(audit[0].step, VaultStep::Read);
+        assert!(
+            matches!(&audit[0].outcome, Err(reason) if reason.contains("does not exist")),
+            "{runner:?}: {:?}",
+            audit[0].outcome
+        );
+        assert!(!fx.host("tmp/copy").exists());
     }
 }
