@@ -33,6 +33,7 @@ pub mod embed;
 mod fts;
 pub mod migrations;
 mod retrieval;
+mod sessions;
 mod state;
 mod store;
 pub mod text;

@@ -133,18 +133,25 @@ impl LibsqlMemory {
 
     /// Every session, most recently updated first.
     pub async fn list_sessions(&self) -> Result<Vec<SessionInfo>, MemoryError> {
+        self.query_sessions("ORDER BY s.updated_at DESC, s.session_id", ())
+            .await
+    }
+
+    /// Sessions selected by `tail` (a `WHERE` and/or `ORDER BY` clause over
+    /// `sessions s`).
+    pub(crate) async fn query_sessions(
+        &self,
+        tail: &str,
+        params: impl libsql::params::IntoParams,
+    ) -> Result<Vec<SessionInfo>, MemoryError> {
         let conn = self.pool.reader().await?;
         let failed = query_error("listing sessions");
-        let mut rows = conn
-            .query(
-                "SELECT s.session_id, s.agent_identity, s.created_at, s.updated_at,
-                        COALESCE(json_extract(st.state_json, '$.last_sequence'), 0)
-                 FROM sessions s LEFT JOIN session_state st ON st.session_id = s.session_id
-                 ORDER BY s.updated_at DESC, s.session_id",
-                (),
-            )
-            .await
-            .map_err(&failed)?;
+        let sql = format!(
+            "SELECT s.session_id, s.agent_identity, s.created_at, s.updated_at,
+                    COALESCE(json_extract(st.state_json, '$.last_sequence'), 0)
+             FROM sessions s LEFT JOIN session_state st ON st.session_id = s.session_id {tail}"
+        );
+        let mut rows = conn.query(&sql, params).await.map_err(&failed)?;
         let mut sessions = Vec::new();
         while let Some(row) = rows.next().await.map_err(&failed)? {
             sessions.push(SessionInfo {

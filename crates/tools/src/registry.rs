@@ -182,6 +182,11 @@ impl ToolRegistry {
         self.entries.keys().map(String::as_str)
     }
 
+    /// Removes a tool (an operator disabled it); `false` when there was none.
+    pub fn unregister(&mut self, name: &str) -> bool {
+        self.entries.remove(name).is_some()
+    }
+
     /// Runs one call through the whole pipeline.
     pub async fn execute_with_policy(&self, call: &ToolCall) -> Result<String, ToolError> {
         let span = tracing::info_span!("tool_call", tool = %call.name, call_id = %call.id);

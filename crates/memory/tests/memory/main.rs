@@ -8,6 +8,7 @@ mod embedders;
 mod migrations;
 mod retrieval;
 mod runtime_restore;
+mod sessions;
 mod storage;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::AgentConfig;
 use crate::ids::UserId;
 use crate::runner::SandboxTier;
 use crate::secret::SecretString;
@@ -34,6 +35,10 @@ pub struct RunnerBootstrapEnvelope {
     pub sidecar_endpoint: Option<String>,
     pub runtime_policy: RunnerRuntimePolicy,
     pub startup_status: StartupStatusReport,
+    /// The merged agent configuration. The runner loads its layers (files,
+    /// `OXYDRA__*` variables) on the host and the guest validates it, so
+    /// every tier sees the same configuration without host paths.
+    pub agent_config: AgentConfig,
     /// Resolved credential values by the name the guest looks up
     /// (`OPENAI_API_KEY`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -161,6 +166,7 @@ mod tests {
                     StartupDegradedReason::SidecarConnectionFailed("refused".into()),
                 ],
             },
+            agent_config: AgentConfig::default(),
             credentials: BTreeMap::from([("OPENAI_API_KEY".into(), "sk-test".into())]),
         }
     }
