@@ -7,6 +7,7 @@
 //! It knows nothing about models, sessions or the gateway.
 
 pub mod egress;
+pub mod hardening;
 pub mod profile;
 pub mod runner;
 pub mod scrub;

@@ -40,7 +40,7 @@ pub enum ModuleCache {
 
 impl ModuleCache {
     /// The directory to use, if any.
-    fn dir(&self) -> Option<PathBuf> {
+    pub fn dir(&self) -> Option<PathBuf> {
         match self {
             Self::UserDefault => user_cache_home().map(|home| home.join("oxydra").join("wasm")),
             Self::Dir(dir) => Some(dir.clone()),
