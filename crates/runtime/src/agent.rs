@@ -7,7 +7,7 @@
 //! checked at every await; what was produced is always kept.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use sandbox::scrub::Scrubber;
 use tokio::time::Instant;
@@ -96,7 +96,9 @@ pub struct AgentRuntime {
     pub(crate) memory: Option<MemoryParts>,
     /// Tool declarations and their token cost, computed once.
     pub(crate) declarations: Vec<FunctionDecl>,
-    pub(crate) declarations_tokens: usize,
+    /// Counted on first use: counting loads the tokenizer tables (tens of
+    /// MiB, tens of ms), which an idle runtime should not pay for.
+    declarations_tokens: OnceLock<usize>,
     sessions: Mutex<HashMap<SessionId, SharedSession>>,
 }
 
@@ -108,12 +110,19 @@ impl AgentRuntime {
             Vec::new()
         };
         Self {
-            declarations_tokens: declarations_tokens(&declarations),
+            declarations_tokens: OnceLock::new(),
             declarations,
             parts,
             memory: None,
             sessions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Tokens the tool declarations take in every request.
+    pub(crate) fn declarations_tokens(&self) -> usize {
+        *self
+            .declarations_tokens
+            .get_or_init(|| declarations_tokens(&self.declarations))
     }
 
     pub fn with_memory(mut self, memory: MemoryParts) -> Self {
@@ -405,7 +414,7 @@ impl AgentRuntime {
             .iter()
             .map(crate::context::message_tokens)
             .sum::<usize>()
-            + self.declarations_tokens;
+            + self.declarations_tokens();
         let available = input_budget(&self.parts.model, &self.parts.limits).saturating_sub(fixed);
         messages.extend(
             select_history(unsummarized, available)

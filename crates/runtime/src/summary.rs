@@ -92,7 +92,7 @@ impl AgentRuntime {
                 .summary
                 .as_ref()
                 .map_or(0, |s| count_tokens(&s.summary_text))
-            + self.declarations_tokens;
+            + self.declarations_tokens();
         let total: usize = fixed + history.iter().map(|m| m.tokens).sum::<usize>();
         if (total as f64) / budget <= config.trigger_ratio {
             return None;

@@ -668,7 +668,8 @@ mod tests {
         assert_eq!(
             report.to_string(),
             "landlock partially enforced (ABI 7; kernel cannot restrict resolve_unix): \
-             read-write /w/alice; read-only /usr, /etc; skipped /opt/none (missing); \
+             read-write /w/alice; read-only /usr, /etc; signals and abstract sockets scoped; \
+             skipped /opt/none (missing); \
              WARNING: 2 other thread(s) were running and stay unrestricted; no_new_privs set"
         );
     }

@@ -1,4 +1,5 @@
 pub mod bootstrap;
+pub mod control;
 pub mod file_ops;
 pub mod framing;
 pub mod gateway;

@@ -1,0 +1,159 @@
+//! Cold start of `oxydra-vm` (process spawn → endpoint file written, read
+//! from the guest's "ready" line, which follows the file) and its idle
+//! resident memory, with the lexical embedder and the WASM module cache
+//! warm (the first start, which compiles the module, is reported apart).
+//!
+//! `cargo bench -p runner --bench guest_start` measures; under `cargo test`
+//! it makes one quick smoke pass. Prints a table and one JSON line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+use types::config::ProviderEntry;
+use types::protocol::bootstrap::{
+    MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy, ShellMode,
+    StartupDegradedReason, StartupStatusReport,
+};
+use types::protocol::framing::encode_json_frame;
+use types::runner::SandboxTier;
+use types::{AgentConfig, ProviderType, UserId};
+
+const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
+const STARTS: usize = 30;
+const SMOKE_STARTS: usize = 2;
+/// How long the guest sits idle before its memory is read.
+const IDLE: Duration = Duration::from_millis(500);
+
+fn envelope(workspace: &Path) -> Vec<u8> {
+    let mut config = AgentConfig::default();
+    let mut entry = ProviderEntry::new(ProviderType::Openai);
+    // Never contacted: the guest makes no provider call while idle.
+    entry.base_url = Some("http://127.0.0.1:9/v1".into());
+    config.providers.insert("local".into(), entry);
+    config.selection.provider = Some("local".into());
+    config.selection.model = Some("gpt-4.1".into());
+    let envelope = RunnerBootstrapEnvelope {
+        user_id: UserId::parse("bench").expect("valid user id"),
+        sandbox_tier: SandboxTier::Process,
+        workspace_root: workspace.to_owned(),
+        sidecar_endpoint: None,
+        runtime_policy: RunnerRuntimePolicy {
+            shell_mode: ShellMode::Disabled,
+            approval: Default::default(),
+            egress: Default::default(),
+            disabled_tools: Vec::new(),
+        },
+        startup_status: StartupStatusReport {
+            degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
+            ..StartupStatusReport::default()
+        },
+        agent_config: config,
+        credentials: Default::default(),
+    };
+    encode_json_frame(&envelope, MAX_ENVELOPE_BYTES).expect("envelope encodes")
+}
+
+/// One start: time to the ready line, then resident memory after `IDLE`.
+fn start_once(home: &Path, frame: &[u8]) -> (Duration, u64) {
+    let started = Instant::now();
+    let mut child: Child = Command::new(VM)
+        .arg("--bootstrap-stdin")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("oxydra-vm starts");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(frame).expect("envelope written");
+    drop(stdin);
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut ready)
+        .expect("ready line");
+    let elapsed = started.elapsed();
+    assert!(
+        ready.starts_with("oxydra-vm ready: "),
+        "unexpected: {ready:?}"
+    );
+    std::thread::sleep(IDLE);
+    let rss = resident_kib(child.id());
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
+    kill(pid, Signal::SIGTERM).expect("SIGTERM delivered");
+    let status = child.wait().expect("oxydra-vm exits");
+    assert!(status.success(), "oxydra-vm stopped with {status}");
+    (elapsed, rss)
+}
+
+/// `VmRSS` of a process, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS present")
+}
+
+fn percentile<T: Copy + Ord>(sorted: &[T], p: f64) -> T {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let starts = if full { STARTS } else { SMOKE_STARTS };
+    let home = tempfile::tempdir().expect("temporary directory");
+    let frame = envelope(&home.path().join("bench"));
+    let (first, _) = start_once(home.path(), &frame);
+    let mut times = Vec::with_capacity(starts);
+    let mut rss = Vec::with_capacity(starts);
+    for _ in 0..starts {
+        let (elapsed, kib) = start_once(home.path(), &frame);
+        times.push(elapsed);
+        rss.push(kib);
+    }
+    times.sort();
+    rss.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "oxydra-vm cold start, {starts} starts{}",
+        if full { "" } else { " (smoke pass)" }
+    );
+    println!(
+        "  first start (compiles the WASM module): {:>8.1} ms",
+        ms(first)
+    );
+    println!(
+        "  start → endpoint written:   p50 {:>7.1} ms   p99 {:>7.1} ms",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99))
+    );
+    println!(
+        "  idle RSS after {} ms:       p50 {:>7.1} MiB  max {:>7.1} MiB",
+        IDLE.as_millis(),
+        mib(percentile(&rss, 0.5)),
+        mib(percentile(&rss, 1.0))
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "guest_start",
+            "smoke": !full,
+            "starts": starts,
+            "first_start_ms": ms(first),
+            "cold_start_ms": {"p50": ms(percentile(&times, 0.5)), "p99": ms(percentile(&times, 0.99))},
+            "idle_rss_mib": {"p50": mib(percentile(&rss, 0.5)), "max": mib(percentile(&rss, 1.0))},
+        })
+    );
+}

@@ -1,0 +1,104 @@
+//! Registers the tools the envelope allows: file and vault tools always
+//! (inside the WASM sandbox), web tools when enabled, `shell_exec` only
+//! where the runner provided a safe backend. A tool whose backend is
+//! unavailable is never registered, and the operator's disabled tools are
+//! removed last.
+
+use std::sync::Arc;
+
+use sandbox::Workspace;
+use sandbox::scrub::Scrubber;
+use tools::file::register_file_tools;
+use tools::shell::{DaemonShellSession, ShellBackend, ShellDaemonEndpoint, register_shell_tool};
+use tools::vault::{TracingAudit, register_vault_tool};
+use tools::web::register_web_tools;
+use tools::{ApprovalGate, ToolRegistry, settings};
+use types::AgentConfig;
+use types::protocol::bootstrap::{RunnerBootstrapEnvelope, ShellMode};
+use types::protocol::file_ops::Mount;
+
+use super::GuestError;
+
+/// Session id of the guest's shell-daemon session.
+const SHELL_SESSION_ID: &str = "oxydra-vm";
+
+pub fn build_registry(
+    envelope: &RunnerBootstrapEnvelope,
+    config: &AgentConfig,
+    workspace: &Workspace,
+    scrubber: Arc<Scrubber>,
+    approval: Arc<dyn ApprovalGate>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<ToolRegistry, GuestError> {
+    let tool_error = |what: &str, why: String| GuestError::Tools(format!("{what}: {why}"));
+    let mut registry =
+        ToolRegistry::new(scrubber, approval).with_max_output_bytes(config.tools.max_output_bytes);
+    let runner = sandbox::default_file_runner(workspace.clone())
+        .map_err(|e| tool_error("the WASM file sandbox cannot be set up", e.to_string()))?;
+    register_file_tools(&mut registry, workspace, runner.clone())
+        .map_err(|e| tool_error("file tools", e.to_string()))?;
+    register_vault_tool(&mut registry, workspace, runner, Arc::new(TracingAudit))
+        .map_err(|e| tool_error("vault_copyto", e.to_string()))?;
+
+    let web = &config.tools.web;
+    if web.enabled {
+        let guard = settings::egress_guard(&envelope.runtime_policy.egress, web)
+            .map_err(|e| GuestError::Config(format!("tools.web.allow_internal: {e}")))?;
+        let search = web
+            .search
+            .as_ref()
+            .map(|search| settings::search_backend(search, lookup))
+            .transpose()
+            .map_err(|e| GuestError::Config(format!("tools.web.search: {e}")))?;
+        register_web_tools(
+            &mut registry,
+            settings::web_config(web),
+            search,
+            Arc::new(guard),
+        )
+        .map_err(|e| tool_error("web tools", e.to_string()))?;
+    }
+
+    if let Some(backend) = shell_backend(envelope, workspace) {
+        register_shell_tool(
+            &mut registry,
+            backend,
+            settings::shell_policy(&config.tools.shell),
+        )
+        .map_err(|e| tool_error("shell_exec", e.to_string()))?;
+    }
+
+    for name in &envelope.runtime_policy.disabled_tools {
+        if !registry.unregister(name) {
+            tracing::warn!(tool = %name, "a disabled tool is not registered anyway");
+        }
+    }
+    Ok(registry)
+}
+
+/// Where `shell_exec` runs, or `None` when it must not exist.
+fn shell_backend(
+    envelope: &RunnerBootstrapEnvelope,
+    workspace: &Workspace,
+) -> Option<ShellBackend> {
+    let status = &envelope.startup_status;
+    match envelope.runtime_policy.shell_mode {
+        ShellMode::Disabled => None,
+        ShellMode::Host => Some(ShellBackend::Host(
+            workspace.mount_dir(Mount::Shared).to_path_buf(),
+        )),
+        ShellMode::Session => {
+            let endpoint = envelope.sidecar_endpoint.as_deref()?;
+            if !(status.sidecar_available && status.shell_available) {
+                return None;
+            }
+            let endpoint = ShellDaemonEndpoint::parse(endpoint)
+                .map_err(|e| tracing::warn!(%e, "the shell sidecar endpoint is unusable"))
+                .ok()?;
+            Some(ShellBackend::Session(Arc::new(DaemonShellSession::new(
+                endpoint,
+                SHELL_SESSION_ID,
+            ))))
+        }
+    }
+}

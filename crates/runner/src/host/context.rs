@@ -1,0 +1,395 @@
+//! The runner's view of one user: `runner.toml`, the selected user and
+//! their configuration file, the sandbox tier, the layered agent
+//! configuration, the resolved credentials, and the bootstrap envelope
+//! built from all of them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use types::config::{
+    CliOverrides, ConfigSources, Environment, GENERIC_API_KEY_ENV, LoadedConfig, SearchConfig,
+};
+use types::protocol::bootstrap::{
+    ApprovalPolicy, EgressPolicy, RunnerBootstrapEnvelope, RunnerRuntimePolicy, ShellMode,
+    StartupDegradedReason, StartupStatusReport,
+};
+use types::runner::{CredentialRef, RunnerGlobalConfig, RunnerUserConfig, SandboxTier};
+use types::{AgentConfig, SecretString, UserId};
+
+use super::paths::RunnerPaths;
+use super::{HostError, RUNNER_BIN};
+
+/// The tier a start uses, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierChoice {
+    pub tier: SandboxTier,
+    pub origin: TierOrigin,
+}
+
+/// Where the tier came from (for messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierOrigin {
+    InsecureFlag,
+    UserOverride,
+    RunnerDefault,
+}
+
+impl std::fmt::Display for TierOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::InsecureFlag => "forced by --insecure",
+            Self::UserOverride => "the user's overrides.tier",
+            Self::RunnerDefault => "default_tier of runner.toml",
+        })
+    }
+}
+
+/// `runner.toml`, the selected user and that user's configuration.
+#[derive(Debug, Clone)]
+pub struct RunnerContext {
+    /// `--config` as the operator wrote it, for suggested commands.
+    pub config_arg: PathBuf,
+    /// The same file as an absolute path.
+    pub config_path: PathBuf,
+    pub runner: RunnerGlobalConfig,
+    pub user: UserId,
+    pub user_config_path: PathBuf,
+    pub user_config: RunnerUserConfig,
+    pub paths: RunnerPaths,
+    /// `--provider`, `--model`, `--set`: the highest agent-config layer.
+    pub overrides: CliOverrides,
+}
+
+impl RunnerContext {
+    /// Loads `runner.toml` and the user's configuration, and picks the user
+    /// (`requested`, or the only one configured).
+    pub fn load(config_arg: &Path, requested: Option<&str>) -> Result<Self, HostError> {
+        let config_path = std::path::absolute(config_arg)
+            .map_err(|e| HostError::io("cannot resolve the path", config_arg, e))?;
+        let runner = RunnerGlobalConfig::load(&config_path)?;
+        let user = runner.select_user(requested)?.clone();
+        let user_config_path = runner.users[&user].config_path.clone();
+        let user_config = RunnerUserConfig::load(&user_config_path)?;
+        let paths = RunnerPaths::new(&runner.workspace_root, &user);
+        Ok(Self {
+            config_arg: config_arg.to_owned(),
+            config_path,
+            runner,
+            user,
+            user_config_path,
+            user_config,
+            paths,
+            overrides: CliOverrides::default(),
+        })
+    }
+
+    /// The command-line layer of the agent configuration.
+    pub fn with_overrides(mut self, overrides: CliOverrides) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
+    /// `oxydra-runner --config <path> --user <user>` followed by `rest`.
+    pub fn command(&self, rest: &str) -> String {
+        format!(
+            "{RUNNER_BIN} --config {} --user {} {rest}",
+            self.config_arg.display(),
+            self.user
+        )
+    }
+
+    /// The user's override, else the runner's default; `--insecure` forces
+    /// the process tier.
+    pub fn tier(&self, insecure: bool) -> TierChoice {
+        let (tier, origin) = if insecure {
+            (SandboxTier::Process, TierOrigin::InsecureFlag)
+        } else if let Some(tier) = self.user_config.overrides.tier {
+            (tier, TierOrigin::UserOverride)
+        } else {
+            (self.runner.default_tier, TierOrigin::RunnerDefault)
+        };
+        TierChoice { tier, origin }
+    }
+
+    /// The tier, refused unless this build has its backend (process only,
+    /// for now), and the user configuration checked against it.
+    pub fn launchable_tier(&self, insecure: bool) -> Result<TierChoice, HostError> {
+        let choice = self.tier(insecure);
+        match choice.tier {
+            SandboxTier::Process => {}
+            SandboxTier::Container | SandboxTier::MicroVm => {
+                return Err(HostError::TierUnavailable {
+                    tier: choice.tier,
+                    origin: choice.origin.to_string(),
+                });
+            }
+        }
+        let mounts = &self.user_config.mounts;
+        if mounts.shared.is_some() || mounts.tmp.is_some() || mounts.vault.is_some() {
+            return Err(HostError::Unsupported(format!(
+                "[mounts] in {} replaces workspace directories, which only the container tier supports; remove it to run user '{}' on the process tier",
+                self.user_config_path.display(),
+                self.user
+            )));
+        }
+        Ok(choice)
+    }
+
+    /// The configuration layers: the standard ones for `cwd`, plus the
+    /// directory of `runner.toml` when it is not `<cwd>/.oxydra` already.
+    pub fn config_sources(&self, cwd: &Path, env: Environment) -> ConfigSources {
+        let mut sources = ConfigSources::standard(cwd, env);
+        if let Some(dir) = self.config_path.parent() {
+            let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => a == b,
+            };
+            if !sources.dirs.iter().any(|known| same(known, dir)) {
+                sources.dirs.push(dir.to_owned());
+            }
+        }
+        sources
+    }
+
+    /// Loads the merged agent configuration (not validated: the guest
+    /// does that, and `config check`).
+    pub fn load_agent_config(
+        &self,
+        cwd: &Path,
+        env: &Environment,
+    ) -> Result<LoadedConfig, HostError> {
+        let sources = self.config_sources(cwd, env.clone());
+        Ok(LoadedConfig::load(&sources, &self.overrides)?)
+    }
+
+    /// The credentials handed to the guest: every entry of the user's
+    /// configuration (a missing one is an error), then, when set in the
+    /// runner's environment and not named already, each provider entry's
+    /// key variable, `API_KEY`, and the Brave search key variable.
+    pub fn resolve_credentials(
+        &self,
+        agent: &AgentConfig,
+        env: &Environment,
+    ) -> Result<BTreeMap<String, SecretString>, HostError> {
+        let mut credentials = BTreeMap::new();
+        let base = self.user_config_path.parent().unwrap_or(Path::new("."));
+        for (name, reference) in &self.user_config.credentials {
+            let value = self.resolve_one(name, reference, base, env)?;
+            credentials.insert(name.clone(), value);
+        }
+        let mut convenience: Vec<&str> = agent
+            .providers
+            .values()
+            .map(|entry| entry.api_key_env_name())
+            .collect();
+        convenience.push(GENERIC_API_KEY_ENV);
+        if let Some(SearchConfig::Brave { api_key_env, .. }) = &agent.tools.web.search {
+            convenience.push(api_key_env);
+        }
+        for name in convenience {
+            if credentials.contains_key(name) {
+                continue;
+            }
+            if let Some(value) = env.get(name).filter(|v| !v.trim().is_empty()) {
+                credentials.insert(name.to_owned(), SecretString::new(value));
+            }
+        }
+        Ok(credentials)
+    }
+
+    fn resolve_one(
+        &self,
+        name: &str,
+        reference: &CredentialRef,
+        base: &Path,
+        env: &Environment,
+    ) -> Result<SecretString, HostError> {
+        let error = |source_desc: String, problem: String| HostError::Credential {
+            user: self.user.to_string(),
+            name: name.to_owned(),
+            source_desc,
+            problem,
+        };
+        match reference {
+            CredentialRef::Env(var) => env
+                .get(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(SecretString::new)
+                .ok_or_else(|| {
+                    error(
+                        format!("environment variable {var}"),
+                        format!("{var} is not set in the runner's environment"),
+                    )
+                }),
+            CredentialRef::File(path) => {
+                let path = base.join(path);
+                let source_desc = format!("file {}", path.display());
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| error(source_desc.clone(), format!("cannot read it: {e}")))?;
+                let value = text.trim();
+                if value.is_empty() {
+                    return Err(error(source_desc, "the file is empty".to_owned()));
+                }
+                Ok(SecretString::new(value))
+            }
+        }
+    }
+
+    /// The process-tier envelope.
+    pub fn process_envelope(
+        &self,
+        agent_config: AgentConfig,
+        credentials: BTreeMap<String, SecretString>,
+    ) -> RunnerBootstrapEnvelope {
+        RunnerBootstrapEnvelope {
+            user_id: self.user.clone(),
+            sandbox_tier: SandboxTier::Process,
+            workspace_root: self.paths.user_workspace.clone(),
+            sidecar_endpoint: None,
+            runtime_policy: RunnerRuntimePolicy {
+                shell_mode: ShellMode::Disabled,
+                approval: ApprovalPolicy::Ask,
+                egress: EgressPolicy::DefaultSafe,
+                disabled_tools: self.user_config.overrides.disabled_tools.clone(),
+            },
+            startup_status: StartupStatusReport {
+                sidecar_available: false,
+                shell_available: false,
+                browser_available: false,
+                degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
+            },
+            agent_config,
+            credentials,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use types::ProviderType;
+    use types::config::ProviderEntry;
+
+    fn setup(user_toml: &str) -> (tempfile::TempDir, RunnerContext) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("users")).unwrap();
+        fs::write(
+            dir.path().join("runner.toml"),
+            "workspace_root = \"ws\"\ndefault_tier = \"container\"\n[users.alice]\nconfig_path = \"users/alice.toml\"\n",
+        )
+        .unwrap();
+        fs::write(dir.path().join("users/alice.toml"), user_toml).unwrap();
+        let context = RunnerContext::load(&dir.path().join("runner.toml"), None).unwrap();
+        (dir, context)
+    }
+
+    #[test]
+    fn tier_comes_from_flag_then_user_then_runner() {
+        let (_dir, context) = setup("");
+        assert_eq!(context.tier(false).tier, SandboxTier::Container);
+        assert_eq!(context.tier(false).origin, TierOrigin::RunnerDefault);
+        assert_eq!(context.tier(true).tier, SandboxTier::Process);
+        let err = context.launchable_tier(false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "sandbox tier 'container' (default_tier of runner.toml) is not available in this build yet; start with --insecure to use the process tier"
+        );
+        let (_dir, context) = setup("[overrides]\ntier = \"process\"\n");
+        assert_eq!(
+            context.launchable_tier(false).unwrap().origin,
+            TierOrigin::UserOverride
+        );
+        let (_dir, context) = setup("[mounts]\nshared = \"/data\"\n");
+        let err = context.launchable_tier(true).unwrap_err().to_string();
+        assert!(
+            err.contains("[mounts]") && err.contains("alice.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn credentials_from_user_config_then_runner_environment() {
+        let (dir, context) = setup(
+            "[credentials]\nOPENAI_API_KEY = { env = \"ALICE_KEY\" }\nEXTRA = { file = \"extra.key\" }\n",
+        );
+        fs::write(dir.path().join("users/extra.key"), "  s3cret\n").unwrap();
+        let mut agent = AgentConfig::default();
+        agent
+            .providers
+            .insert("claude".into(), ProviderEntry::new(ProviderType::Anthropic));
+        let env = Environment::from_pairs([
+            ("ALICE_KEY", "sk-alice"),
+            ("OPENAI_API_KEY", "sk-runner"),
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+            ("UNRELATED", "x"),
+        ]);
+        let credentials = context.resolve_credentials(&agent, &env).unwrap();
+        let exposed: BTreeMap<&str, &str> = credentials
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(
+            exposed,
+            BTreeMap::from([
+                ("ANTHROPIC_API_KEY", "sk-ant"),
+                ("EXTRA", "s3cret"),
+                ("OPENAI_API_KEY", "sk-alice"),
+            ])
+        );
+    }
+
+    #[test]
+    fn missing_credentials_name_user_credential_and_source() {
+        let (_dir, context) = setup("[credentials]\nOPENAI_API_KEY = { env = \"ALICE_KEY\" }\n");
+        let err = context
+            .resolve_credentials(&AgentConfig::default(), &Environment::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "credential OPENAI_API_KEY of user 'alice' (environment variable ALICE_KEY): ALICE_KEY is not set in the runner's environment"
+        );
+        let (dir, context) = setup("[credentials]\nTOKEN = { file = \"missing.key\" }\n");
+        let err = context
+            .resolve_credentials(&AgentConfig::default(), &Environment::default())
+            .unwrap_err()
+            .to_string();
+        let expected = format!(
+            "credential TOKEN of user 'alice' (file {}): cannot read it",
+            dir.path().join("users/missing.key").display()
+        );
+        assert!(err.starts_with(&expected), "{err}");
+    }
+
+    #[test]
+    fn envelope_is_the_process_tier_contract() {
+        let (_dir, context) = setup("[overrides]\ndisabled_tools = [\"web_fetch\"]\n");
+        let envelope = context.process_envelope(AgentConfig::default(), BTreeMap::new());
+        assert!(envelope.workspace_root.is_absolute());
+        assert!(envelope.workspace_root.ends_with("ws/alice"));
+        assert_eq!(envelope.runtime_policy.shell_mode, ShellMode::Disabled);
+        assert_eq!(envelope.runtime_policy.disabled_tools, ["web_fetch"]);
+        assert_eq!(
+            envelope.startup_status.degraded_reasons,
+            [StartupDegradedReason::InsecureProcessTier]
+        );
+        assert!(envelope.sidecar_endpoint.is_none());
+    }
+
+    #[test]
+    fn runner_directory_is_an_extra_config_layer_unless_it_is_cwd_oxydra() {
+        let (dir, context) = setup("");
+        let sources = context.config_sources(dir.path(), Environment::default());
+        assert_eq!(sources.dirs.last().unwrap(), dir.path());
+        let oxydra = dir.path().join(".oxydra");
+        fs::create_dir_all(&oxydra).unwrap();
+        fs::copy(dir.path().join("runner.toml"), oxydra.join("runner.toml")).unwrap();
+        fs::create_dir_all(oxydra.join("users")).unwrap();
+        fs::write(oxydra.join("users/alice.toml"), "").unwrap();
+        let context = RunnerContext::load(&oxydra.join("runner.toml"), None).unwrap();
+        let sources = context.config_sources(dir.path(), Environment::default());
+        assert_eq!(sources.dirs.last().unwrap(), &oxydra);
+        assert_eq!(sources.dirs.iter().filter(|d| **d == oxydra).count(), 1);
+    }
+}

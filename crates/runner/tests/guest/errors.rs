@@ -1,0 +1,84 @@
+//! Bad envelopes and bad configuration: each ends the guest with exit
+//! code 2 and a message that says what is wrong, before anything is
+//! started or written.
+
+use types::protocol::bootstrap::MAX_ENVELOPE_BYTES;
+use types::protocol::framing::encode_frame;
+
+use crate::{agent_config, envelope, finish, frame, spawn_vm};
+
+async fn rejected(stdin: &[u8], expected: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let (code, stderr) = finish(spawn_vm(home.path(), stdin).await).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("oxydra-vm: "), "{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "expected '{expected}' in: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn envelope_framing_errors_exit_2_with_a_clear_message() {
+    rejected(b"", "after 0 of the 4 length-prefix bytes").await;
+    let mut truncated = 500u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(b"{\"user_id\":");
+    rejected(&truncated, "expected 500 payload bytes, received 11").await;
+    let oversized = ((MAX_ENVELOPE_BYTES + 1) as u32).to_be_bytes();
+    rejected(
+        &oversized,
+        "frame of 1048577 bytes exceeds the limit of 1048576 bytes",
+    )
+    .await;
+    rejected(
+        &encode_frame(b"{not json", 64).unwrap(),
+        "the bootstrap envelope on stdin is invalid",
+    )
+    .await;
+    rejected(
+        &encode_frame(br#"{"user_id":"alice"}"#, 64).unwrap(),
+        "missing field",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn no_envelope_at_all_says_how_the_guest_is_started() {
+    let child = tokio::process::Command::new(crate::VM)
+        .env_clear()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, stderr) = finish(child).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--bootstrap-stdin"), "{stderr}");
+    assert!(stderr.contains("OXYDRA_BOOTSTRAP_FILE"), "{stderr}");
+}
+
+#[tokio::test]
+async fn invalid_configuration_exits_2_naming_the_key() {
+    let llm = test_support::FakeLlm::start(test_support::WireFormat::Openai)
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let workspace = home.path().join("alice");
+
+    let mut config = agent_config(&llm);
+    config.runtime.max_turns = 0;
+    let (code, stderr) =
+        finish(spawn_vm(home.path(), &frame(&envelope(&workspace, config))).await).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("max_turns"), "{stderr}");
+
+    let mut config = agent_config(&llm);
+    config.selection.model = Some("gpt-0-imaginary".into());
+    let (code, stderr) =
+        finish(spawn_vm(home.path(), &frame(&envelope(&workspace, config))).await).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("gpt-0-imaginary"), "{stderr}");
+    assert!(
+        !channels::endpoint_file_in(&workspace).exists(),
+        "no endpoint file for a guest that never started"
+    );
+    assert!(llm.requests().is_empty());
+}

@@ -1,0 +1,128 @@
+//! The real `oxydra-vm` binary, started with an envelope on stdin the way
+//! the runner starts it: envelope and configuration errors, and a served
+//! agent (fake LLM over HTTP, real tools and memory in a temporary
+//! workspace) reached through the gateway with the real client library.
+
+mod errors;
+mod examples;
+mod hardening;
+mod serving;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use test_support::FakeLlm;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+use types::config::ProviderEntry;
+use types::protocol::bootstrap::{
+    ApprovalPolicy, EgressPolicy, MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy,
+    ShellMode, StartupDegradedReason, StartupStatusReport,
+};
+use types::protocol::framing::encode_json_frame;
+use types::runner::SandboxTier;
+use types::{AgentConfig, ProviderType, UserId};
+
+/// Every wait is bounded by this; hitting it is a failure.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
+
+/// An agent configuration using the fake LLM as provider `fake`.
+pub fn agent_config(llm: &FakeLlm) -> AgentConfig {
+    let mut config = AgentConfig::default();
+    let mut entry = ProviderEntry::new(ProviderType::Openai);
+    entry.base_url = Some(llm.base_url());
+    config.providers.insert("fake".into(), entry);
+    config.selection.provider = Some("fake".into());
+    config.selection.model = Some("gpt-4.1".into());
+    config.reliability.max_attempts = 1;
+    config
+}
+
+/// The process-tier envelope the runner sends for `alice`.
+pub fn envelope(workspace: &Path, config: AgentConfig) -> RunnerBootstrapEnvelope {
+    RunnerBootstrapEnvelope {
+        user_id: UserId::parse("alice").unwrap(),
+        sandbox_tier: SandboxTier::Process,
+        workspace_root: workspace.to_owned(),
+        sidecar_endpoint: None,
+        runtime_policy: RunnerRuntimePolicy {
+            shell_mode: ShellMode::Disabled,
+            approval: ApprovalPolicy::Ask,
+            egress: EgressPolicy::DefaultSafe,
+            disabled_tools: Vec::new(),
+        },
+        startup_status: StartupStatusReport {
+            degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
+            ..StartupStatusReport::default()
+        },
+        agent_config: config,
+        credentials: [("OPENAI_API_KEY".to_owned(), "sk-fake".into())].into(),
+    }
+}
+
+pub fn frame(envelope: &RunnerBootstrapEnvelope) -> Vec<u8> {
+    encode_json_frame(envelope, MAX_ENVELOPE_BYTES).unwrap()
+}
+
+/// One compiled-module cache for every guest the tests start: compiling
+/// the WASM file-tool module takes seconds in a debug build, loading it
+/// from the cache milliseconds.
+pub fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("oxydra-test-cache")
+}
+
+/// Starts `oxydra-vm --bootstrap-stdin` in `home` with a cleared
+/// environment, writes `stdin_bytes` and closes its stdin.
+pub async fn spawn_vm(home: &Path, stdin_bytes: &[u8]) -> Child {
+    let mut child = Command::new(VM)
+        .arg("--bootstrap-stdin")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", shared_cache())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The guest may exit before reading everything (bad input): ignore
+    // a broken pipe, the exit status tells.
+    let _ = stdin.write_all(stdin_bytes).await;
+    drop(stdin);
+    child
+}
+
+/// Exit code and stderr of a guest that must stop by itself.
+pub async fn finish(child: Child) -> (Option<i32>, String) {
+    let output = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .expect("oxydra-vm exited in time")
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `<workspace>/tmp/gateway-endpoint`, once the guest wrote it.
+pub async fn wait_for_endpoint(workspace: &Path, child: &mut Child) -> PathBuf {
+    let path = channels::endpoint_file_in(workspace);
+    let deadline = Instant::now() + PATIENCE;
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("oxydra-vm exited before it was ready: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no endpoint file after {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    path
+}

@@ -1,0 +1,137 @@
+//! A served guest: a turn whose file tool call writes into `shared/`, a
+//! clean SIGTERM that removes the endpoint file, and a restarted guest that
+//! continues the same session with its history.
+
+use channels::{
+    ClientEvent, ClientEvents, ConnectionState, EndpointSource, GatewayClient, GatewayClientConfig,
+};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use test_support::{FakeLlm, Script, ScriptedReply, ScriptedToolCall, WhenExhausted, WireFormat};
+use tokio::process::Child;
+use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
+use types::{SessionId, UserId};
+
+use crate::{PATIENCE, agent_config, envelope, finish, frame, spawn_vm, wait_for_endpoint};
+
+async fn connect(
+    endpoint_file: std::path::PathBuf,
+    session: Option<SessionId>,
+) -> (GatewayClient, ClientEvents, SessionId) {
+    let mut config = GatewayClientConfig::new(
+        EndpointSource::File(endpoint_file),
+        UserId::parse("alice").unwrap(),
+    );
+    config.session_id = session;
+    let (client, mut events) = GatewayClient::connect(config).await.unwrap();
+    loop {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("attached in time")
+            .expect("the client is open");
+        if let ClientEvent::Connection(ConnectionState::Connected { session_id }) = event {
+            return (client, events, session_id);
+        }
+    }
+}
+
+/// Sends a turn and returns its final message, collecting the names of
+/// the tools it ran.
+async fn turn(
+    client: &GatewayClient,
+    events: &mut ClientEvents,
+    text: &str,
+) -> (String, Vec<String>) {
+    client
+        .send_frame(GatewayClientFrame::SendTurn {
+            content: text.into(),
+            client_turn_id: None,
+        })
+        .await
+        .unwrap();
+    let mut tools = Vec::new();
+    loop {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("the turn finished in time")
+            .expect("the client is open");
+        let ClientEvent::Frame(message) = event else {
+            continue;
+        };
+        match message.frame {
+            GatewayServerFrame::ToolCallFinished { name, ok, .. } => {
+                assert!(ok, "tool {name} failed");
+                tools.push(name);
+            }
+            GatewayServerFrame::TurnCompleted { final_message, .. } => {
+                return (final_message, tools);
+            }
+            GatewayServerFrame::Error { message, .. } => panic!("turn failed: {message}"),
+            _ => {}
+        }
+    }
+}
+
+async fn terminate(mut child: Child) -> (Option<i32>, String) {
+    let pid = Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
+    kill(pid, Signal::SIGTERM).unwrap();
+    // Drain stdout so the guest never blocks on a full pipe.
+    drop(child.stdout.take());
+    finish(child).await
+}
+
+#[tokio::test]
+async fn a_turn_writes_a_file_and_a_restarted_guest_continues_the_session() {
+    let llm = FakeLlm::start_script(Script {
+        format: WireFormat::Openai,
+        when_exhausted: WhenExhausted::Echo,
+        replies: vec![
+            ScriptedReply::tool_calls(vec![ScriptedToolCall::new(
+                "file_write",
+                r#"{"path": "/shared/notes/hello.txt", "content": "written by the agent"}"#,
+            )]),
+            ScriptedReply::text("I saved hello.txt."),
+        ],
+    })
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let workspace = home.path().join("alice");
+    let bytes = frame(&envelope(&workspace, agent_config(&llm)));
+
+    let mut guest = spawn_vm(home.path(), &bytes).await;
+    let endpoint_file = wait_for_endpoint(&workspace, &mut guest).await;
+    let (client, mut events, session) = connect(endpoint_file.clone(), None).await;
+    let (reply, tools) = turn(&client, &mut events, "please save a note").await;
+    assert_eq!(reply, "I saved hello.txt.");
+    assert_eq!(tools, ["file_write"]);
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("shared/notes/hello.txt")).unwrap(),
+        "written by the agent"
+    );
+    // The memory database sits beside the mounts, out of the tools' reach.
+    assert!(workspace.join("oxydra_memory.db").is_file());
+    client.shutdown().await;
+
+    let (code, stderr) = terminate(guest).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !endpoint_file.exists(),
+        "the endpoint file is removed on stop"
+    );
+
+    // A new guest process on the same workspace: the session and its
+    // history come back from memory.
+    let mut guest = spawn_vm(home.path(), &bytes).await;
+    let endpoint_file = wait_for_endpoint(&workspace, &mut guest).await;
+    let (client, mut events, resumed) = connect(endpoint_file, Some(session.clone())).await;
+    assert_eq!(resumed, session);
+    let (reply, _) = turn(&client, &mut events, "what did I ask before?").await;
+    assert_eq!(reply, "You said: what did I ask before?");
+    let last = llm.requests().pop().unwrap().body.to_string();
+    assert!(last.contains("please save a note"), "history lost: {last}");
+    assert!(last.contains("I saved hello.txt."), "history lost: {last}");
+    client.shutdown().await;
+    let (code, stderr) = terminate(guest).await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
