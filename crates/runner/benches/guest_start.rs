@@ -1,7 +1,8 @@
 //! Cold start of `oxydra-vm` (process spawn → endpoint file written, read
 //! from the guest's "ready" line, which follows the file) and its idle
-//! resident memory, with the lexical embedder and the WASM module cache
-//! warm (the first start, which compiles the module, is reported apart).
+//! resident memory, with the lexical embedder. The first start (an empty
+//! workspace: the memory database is created) is reported apart. The WASM
+//! file sandbox is set up on the first file call, so it is in neither.
 //!
 //! `cargo bench -p runner --bench guest_start` measures; under `cargo test`
 //! it makes one quick smoke pass. Prints a table and one JSON line.
@@ -131,7 +132,7 @@ fn main() {
         if full { "" } else { " (smoke pass)" }
     );
     println!(
-        "  first start (compiles the WASM module): {:>8.1} ms",
+        "  first start (creates the database): {:>8.1} ms",
         ms(first)
     );
     println!(

@@ -23,7 +23,9 @@ pub use workspace::{PathViolation, Workspace};
 #[cfg(not(feature = "wasm-isolation"))]
 pub use std::convert::Infallible as FileRunnerError;
 #[cfg(feature = "wasm-isolation")]
-pub use wasm::{WasmError as FileRunnerError, WasmRunnerConfig, WasmWasiToolRunner};
+pub use wasm::{
+    LazyWasmRunner, WasmError as FileRunnerError, WasmRunnerConfig, WasmWasiToolRunner,
+};
 
 /// The file runner tools use by default: the WASM runner when the
 /// `wasm-isolation` feature is on (the default), otherwise the weaker host

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use jsonschema::error::ValidationErrorKind;
@@ -90,8 +90,27 @@ pub enum RegistryError {
 struct Entry {
     tool: Arc<dyn Tool>,
     decl: FunctionDecl,
-    validator: jsonschema::Validator,
+    /// The declared parameters as JSON.
+    schema: Value,
+    /// Compiled on the tool's first call: every compiled validator carries
+    /// its own copy of the JSON Schema registry (about 2 MiB), which an
+    /// idle agent should not hold for tools it never calls.
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
     policy: Option<Arc<dyn ArgumentPolicy>>,
+}
+
+impl Entry {
+    fn validator(&self) -> Result<&jsonschema::Validator, ToolError> {
+        self.validator
+            .get_or_init(|| jsonschema::validator_for(&self.schema).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| {
+                ToolError::Execution(format!(
+                    "the parameter schema of tool '{}' does not compile: {e}",
+                    self.decl.name
+                ))
+            })
+    }
 }
 
 /// The tools an agent may call, and the pipeline that calls them.
@@ -155,13 +174,15 @@ impl ToolRegistry {
             message,
         };
         let schema = serde_json::to_value(&decl.parameters).map_err(|e| invalid(e.to_string()))?;
-        let validator = jsonschema::validator_for(&schema).map_err(|e| invalid(e.to_string()))?;
+        // No meta-schema check here: `JsonSchema` can only express valid
+        // JSON Schema, and the meta-schema validators cost ~13 MiB to build.
         self.entries.insert(
             decl.name.clone(),
             Entry {
                 tool,
                 decl,
-                validator,
+                schema,
+                validator: OnceLock::new(),
                 policy,
             },
         );
@@ -208,7 +229,7 @@ impl ToolRegistry {
             .get(&call.name)
             .ok_or_else(|| ToolError::NotFound(call.name.clone()))?;
         let arguments = parse_arguments(&call.arguments)?;
-        validate(&entry.validator, &arguments)?;
+        validate(entry.validator()?, &arguments)?;
         let tier = entry.tool.safety_tier();
         if tier == SafetyTier::Privileged {
             let request = ApprovalRequest {

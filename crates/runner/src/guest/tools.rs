@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use sandbox::Workspace;
 use sandbox::scrub::Scrubber;
+use sandbox::{FileRunner, LazyWasmRunner, WasmRunnerConfig, Workspace};
 use tools::file::register_file_tools;
 use tools::shell::{DaemonShellSession, ShellBackend, ShellDaemonEndpoint, register_shell_tool};
 use tools::vault::{TracingAudit, register_vault_tool};
@@ -33,8 +33,11 @@ pub fn build_registry(
     let tool_error = |what: &str, why: String| GuestError::Tools(format!("{what}: {why}"));
     let mut registry =
         ToolRegistry::new(scrubber, approval).with_max_output_bytes(config.tools.max_output_bytes);
-    let runner = sandbox::default_file_runner(workspace.clone())
-        .map_err(|e| tool_error("the WASM file sandbox cannot be set up", e.to_string()))?;
+    // Set up on the first file call: an idle agent holds no WASM engine.
+    let runner: Arc<dyn FileRunner> = Arc::new(LazyWasmRunner::new(
+        workspace.clone(),
+        WasmRunnerConfig::default(),
+    ));
     register_file_tools(&mut registry, workspace, runner.clone())
         .map_err(|e| tool_error("file tools", e.to_string()))?;
     register_vault_tool(&mut registry, workspace, runner, Arc::new(TracingAudit))

@@ -44,11 +44,8 @@ async fn envelope_framing_errors_exit_2_with_a_clear_message() {
 
 #[tokio::test]
 async fn no_envelope_at_all_says_how_the_guest_is_started() {
-    let child = tokio::process::Command::new(crate::VM)
-        .env_clear()
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let child = crate::vm_command(home.path()).spawn().unwrap();
     let (code, stderr) = finish(child).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--bootstrap-stdin"), "{stderr}");

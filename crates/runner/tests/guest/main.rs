@@ -74,11 +74,11 @@ pub fn shared_cache() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("oxydra-test-cache")
 }
 
-/// Starts `oxydra-vm --bootstrap-stdin` in `home` with a cleared
-/// environment, writes `stdin_bytes` and closes its stdin.
-pub async fn spawn_vm(home: &Path, stdin_bytes: &[u8]) -> Child {
-    let mut child = Command::new(VM)
-        .arg("--bootstrap-stdin")
+/// `oxydra-vm` in `home` with a cleared environment, as the runner starts
+/// it; output piped, killed when dropped.
+pub fn vm_command(home: &Path) -> Command {
+    let mut command = Command::new(VM);
+    command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -87,9 +87,14 @@ pub async fn spawn_vm(home: &Path, stdin_bytes: &[u8]) -> Child {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `oxydra-vm --bootstrap-stdin`, writes `stdin_bytes` and closes
+/// its stdin.
+pub async fn spawn_vm(home: &Path, stdin_bytes: &[u8]) -> Child {
+    let mut child = vm_command(home).arg("--bootstrap-stdin").spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     // The guest may exit before reading everything (bad input): ignore
     // a broken pipe, the exit status tells.

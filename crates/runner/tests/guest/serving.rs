@@ -12,7 +12,11 @@ use tokio::process::Child;
 use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
 use types::{SessionId, UserId};
 
-use crate::{PATIENCE, agent_config, envelope, finish, frame, spawn_vm, wait_for_endpoint};
+use types::protocol::bootstrap::{BOOTSTRAP_FILE_ENV, BOOTSTRAP_FILE_NAME};
+
+use crate::{
+    PATIENCE, agent_config, envelope, finish, frame, spawn_vm, vm_command, wait_for_endpoint,
+};
 
 async fn connect(
     endpoint_file: std::path::PathBuf,
@@ -134,4 +138,33 @@ async fn a_turn_writes_a_file_and_a_restarted_guest_continues_the_session() {
     client.shutdown().await;
     let (code, stderr) = terminate(guest).await;
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_container_form_reads_the_envelope_from_its_file() {
+    let llm = FakeLlm::start_script(Script {
+        format: WireFormat::Openai,
+        when_exhausted: WhenExhausted::Echo,
+        replies: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let workspace = home.path().join("alice");
+    let file = home.path().join(BOOTSTRAP_FILE_NAME);
+    let json = serde_json::to_vec(&envelope(&workspace, agent_config(&llm))).unwrap();
+    std::fs::write(&file, json).unwrap();
+
+    let mut guest = vm_command(home.path())
+        .env(BOOTSTRAP_FILE_ENV, &file)
+        .spawn()
+        .unwrap();
+    let endpoint_file = wait_for_endpoint(&workspace, &mut guest).await;
+    let (client, mut events, _) = connect(endpoint_file.clone(), None).await;
+    let (reply, _) = turn(&client, &mut events, "hello from a container").await;
+    assert_eq!(reply, "You said: hello from a container");
+    client.shutdown().await;
+    let (code, stderr) = terminate(guest).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!endpoint_file.exists());
 }
