@@ -153,9 +153,18 @@ pub(super) struct Connection {
     pub(super) cancel: CancellationToken,
 }
 
+/// A recorded handshake, waiting to be reported as events.
+#[derive(Debug)]
+pub(super) struct Connected {
+    state: ConnectionState,
+    hello_ack: GatewayServerMessage,
+}
+
 impl Connection {
-    pub(super) async fn run(mut self, mut socket: Socket, hello_ack: GatewayServerMessage) {
-        self.connected(hello_ack).await;
+    /// Serves the connection `connect` made (its handshake already
+    /// recorded), reconnecting when it is lost.
+    pub(super) async fn run(mut self, mut socket: Socket, first: Option<Connected>) {
+        self.report(first).await;
         loop {
             let reason = match self.serve(&mut socket).await {
                 Stop::Shutdown => {
@@ -174,24 +183,39 @@ impl Connection {
         }
     }
 
-    /// Reports a successful handshake.
-    async fn connected(&mut self, hello_ack: GatewayServerMessage) {
+    /// Records a successful handshake (session, sequence, state) without
+    /// waiting, so `GatewayClient::connect` can return an attached client;
+    /// the events are sent by `report`.
+    pub(super) fn record_connected(
+        &mut self,
+        hello_ack: GatewayServerMessage,
+    ) -> Option<Connected> {
         // `handshake` only returns a `HelloAck`, and connection frames
         // (seq 0) are never dropped as duplicates.
-        let Some(hello_ack) = self.accept(hello_ack) else {
-            return;
-        };
+        let hello_ack = self.accept(hello_ack)?;
         let GatewayServerFrame::HelloAck {
             runtime_session_id: session_id,
             ..
         } = hello_ack.frame.clone()
         else {
-            return;
+            return None;
         };
         let state = ConnectionState::Connected { session_id };
         self.shared.set_state(state.clone());
-        let _ = self.events.send(ClientEvent::Connection(state)).await;
-        let _ = self.events.send(ClientEvent::Frame(hello_ack)).await;
+        Some(Connected { state, hello_ack })
+    }
+
+    /// Tells the receiver about a recorded handshake.
+    async fn report(&mut self, connected: Option<Connected>) {
+        if let Some(Connected { state, hello_ack }) = connected {
+            let _ = self.events.send(ClientEvent::Connection(state)).await;
+            let _ = self.events.send(ClientEvent::Frame(hello_ack)).await;
+        }
+    }
+
+    async fn connected(&mut self, hello_ack: GatewayServerMessage) {
+        let connected = self.record_connected(hello_ack);
+        self.report(connected).await;
     }
 
     async fn closed(&mut self, reason: String) {

@@ -150,14 +150,17 @@ impl GatewayClient {
         let (events_tx, events_rx) = mpsc::channel(config.event_buffer.max(16));
         let (requests_tx, requests_rx) = mpsc::channel(64);
         let cancel = CancellationToken::new();
-        let task = connection::Connection {
+        let mut task = connection::Connection {
             config,
             shared: Arc::clone(&shared),
             requests: requests_rx,
             events: events_tx,
             cancel: cancel.clone(),
         };
-        let task = tokio::spawn(task.run(socket, hello_ack));
+        // Recorded before returning: `session_id()` and `state()` of the
+        // returned client already describe the attached session.
+        let first = task.record_connected(hello_ack);
+        let task = tokio::spawn(task.run(socket, first));
         Ok((
             Self {
                 requests: requests_tx,

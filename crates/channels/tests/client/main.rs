@@ -144,6 +144,9 @@ async fn connects_with_the_token_and_streams_a_turn() {
     });
 
     let (client, mut events) = GatewayClient::connect(config).await.unwrap();
+    // Attached as soon as `connect` returns, before any event is read.
+    assert_eq!(client.session_id(), Some("s-1".into()));
+    assert_eq!(client.health(), ChannelHealthStatus::Healthy);
     assert_eq!(
         next_state(&mut events).await,
         ConnectionState::Connected {

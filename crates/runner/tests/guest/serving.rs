@@ -2,9 +2,7 @@
 //! clean SIGTERM that removes the endpoint file, and a restarted guest that
 //! continues the same session with its history.
 
-use channels::{
-    ClientEvent, ClientEvents, ConnectionState, EndpointSource, GatewayClient, GatewayClientConfig,
-};
+use channels::{ClientEvent, ClientEvents, EndpointSource, GatewayClient, GatewayClientConfig};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use test_support::{FakeLlm, Script, ScriptedReply, ScriptedToolCall, WhenExhausted, WireFormat};
@@ -27,16 +25,9 @@ async fn connect(
         UserId::parse("alice").unwrap(),
     );
     config.session_id = session;
-    let (client, mut events) = GatewayClient::connect(config).await.unwrap();
-    loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("attached in time")
-            .expect("the client is open");
-        if let ClientEvent::Connection(ConnectionState::Connected { session_id }) = event {
-            return (client, events, session_id);
-        }
-    }
+    let (client, events) = GatewayClient::connect(config).await.unwrap();
+    let session = client.session_id().expect("attached once connected");
+    (client, events, session)
 }
 
 /// Sends a turn and returns its final message, collecting the names of

@@ -40,6 +40,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -139,6 +140,13 @@ impl FakeLlm {
             .layer(DefaultBodyLimit::disable())
             .with_state(Arc::clone(&shared));
         let server = tokio::spawn(async move {
+            // Small SSE writes must not wait for Nagle's algorithm (it adds
+            // ~40 ms per round trip against a client's delayed ACK).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::warn!(%error, "cannot set TCP_NODELAY on a fake LLM connection");
+                }
+            });
             let served = axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await;
