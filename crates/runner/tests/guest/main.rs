@@ -3,10 +3,14 @@
 //! agent (fake LLM over HTTP, real tools and memory in a temporary
 //! workspace) reached through the gateway with the real client library.
 
+#[path = "../common/chat.rs"]
+mod chat;
 mod errors;
 mod examples;
 mod hardening;
 mod serving;
+
+pub use chat::{connect, echo_llm, turn};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -2,70 +2,16 @@
 //! clean SIGTERM that removes the endpoint file, and a restarted guest that
 //! continues the same session with its history.
 
-use channels::{ClientEvent, ClientEvents, EndpointSource, GatewayClient, GatewayClientConfig};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use test_support::{FakeLlm, Script, ScriptedReply, ScriptedToolCall, WhenExhausted, WireFormat};
 use tokio::process::Child;
-use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
-use types::{SessionId, UserId};
-
 use types::protocol::bootstrap::{BOOTSTRAP_FILE_ENV, BOOTSTRAP_FILE_NAME};
 
 use crate::{
-    PATIENCE, agent_config, envelope, finish, frame, spawn_vm, vm_command, wait_for_endpoint,
+    agent_config, connect, echo_llm, envelope, finish, frame, spawn_vm, turn, vm_command,
+    wait_for_endpoint,
 };
-
-async fn connect(
-    endpoint_file: std::path::PathBuf,
-    session: Option<SessionId>,
-) -> (GatewayClient, ClientEvents, SessionId) {
-    let mut config = GatewayClientConfig::new(
-        EndpointSource::File(endpoint_file),
-        UserId::parse("alice").unwrap(),
-    );
-    config.session_id = session;
-    let (client, events) = GatewayClient::connect(config).await.unwrap();
-    let session = client.session_id().expect("attached once connected");
-    (client, events, session)
-}
-
-/// Sends a turn and returns its final message, collecting the names of
-/// the tools it ran.
-async fn turn(
-    client: &GatewayClient,
-    events: &mut ClientEvents,
-    text: &str,
-) -> (String, Vec<String>) {
-    client
-        .send_frame(GatewayClientFrame::SendTurn {
-            content: text.into(),
-            client_turn_id: None,
-        })
-        .await
-        .unwrap();
-    let mut tools = Vec::new();
-    loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("the turn finished in time")
-            .expect("the client is open");
-        let ClientEvent::Frame(message) = event else {
-            continue;
-        };
-        match message.frame {
-            GatewayServerFrame::ToolCallFinished { name, ok, .. } => {
-                assert!(ok, "tool {name} failed");
-                tools.push(name);
-            }
-            GatewayServerFrame::TurnCompleted { final_message, .. } => {
-                return (final_message, tools);
-            }
-            GatewayServerFrame::Error { message, .. } => panic!("turn failed: {message}"),
-            _ => {}
-        }
-    }
-}
 
 async fn terminate(mut child: Child) -> (Option<i32>, String) {
     let pid = Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
@@ -133,13 +79,7 @@ async fn a_turn_writes_a_file_and_a_restarted_guest_continues_the_session() {
 
 #[tokio::test]
 async fn the_container_form_reads_the_envelope_from_its_file() {
-    let llm = FakeLlm::start_script(Script {
-        format: WireFormat::Openai,
-        when_exhausted: WhenExhausted::Echo,
-        replies: Vec::new(),
-    })
-    .await
-    .unwrap();
+    let llm = echo_llm().await;
     let home = tempfile::tempdir().unwrap();
     let workspace = home.path().join("alice");
     let file = home.path().join(BOOTSTRAP_FILE_NAME);

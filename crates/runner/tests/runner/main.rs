@@ -6,25 +6,23 @@
 //! Every wait is bounded; every started runner is stopped by a guard
 //! (SIGTERM, so it stops its guest, then SIGKILL) even when a test fails.
 
+#[path = "../common/chat.rs"]
+mod chat;
 mod config;
 mod daemon;
 mod foreground;
 mod tui;
+
+pub use chat::{connect, echo_llm, turn};
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use channels::{
-    ClientEvent, ClientEvents, ConnectionState, EndpointSource, GatewayClient, GatewayClientConfig,
-};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tempfile::TempDir;
-use test_support::FakeLlm;
-use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
-use types::{SessionId, UserId};
 
 /// Every wait is bounded by this; reaching it fails the test. Generous:
 /// a guest's first start in a fresh workspace compiles its WASM tool
@@ -280,81 +278,4 @@ impl Drop for Runner {
         let _ = child.kill();
         let _ = child.wait();
     }
-}
-
-/// A gateway client of alice's guest.
-pub async fn connect(
-    endpoint_file: PathBuf,
-    session: Option<SessionId>,
-) -> (GatewayClient, ClientEvents, SessionId) {
-    let mut config = GatewayClientConfig::new(
-        EndpointSource::File(endpoint_file),
-        UserId::parse("alice").unwrap(),
-    );
-    config.session_id = session;
-    let (client, events) = tokio::time::timeout(PATIENCE, GatewayClient::connect(config))
-        .await
-        .expect("connected in time")
-        .unwrap();
-    // The client records the session when its connection task handles
-    // HelloAck, just after `connect` returns: wait for that event.
-    let mut events = events;
-    let session = loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("HelloAck in time")
-            .expect("the client is open");
-        if let ClientEvent::Connection(ConnectionState::Connected { session_id }) = event {
-            break session_id;
-        }
-    };
-    assert_eq!(client.session_id().as_ref(), Some(&session));
-    (client, events, session)
-}
-
-/// Sends a turn; returns its final message and the tools it ran.
-pub async fn turn(
-    client: &GatewayClient,
-    events: &mut ClientEvents,
-    text: &str,
-) -> (String, Vec<String>) {
-    client
-        .send_frame(GatewayClientFrame::SendTurn {
-            content: text.into(),
-            client_turn_id: None,
-        })
-        .await
-        .unwrap();
-    let mut tools = Vec::new();
-    loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("the turn finished in time")
-            .expect("the client is open");
-        let ClientEvent::Frame(message) = event else {
-            continue;
-        };
-        match message.frame {
-            GatewayServerFrame::ToolCallFinished { name, ok, .. } => {
-                assert!(ok, "tool {name} failed");
-                tools.push(name);
-            }
-            GatewayServerFrame::TurnCompleted { final_message, .. } => {
-                return (final_message, tools);
-            }
-            GatewayServerFrame::Error { message, .. } => panic!("turn failed: {message}"),
-            _ => {}
-        }
-    }
-}
-
-/// A fake LLM that answers every request by echoing it.
-pub async fn echo_llm() -> FakeLlm {
-    FakeLlm::start_script(test_support::Script {
-        format: test_support::WireFormat::Openai,
-        when_exhausted: test_support::WhenExhausted::Echo,
-        replies: Vec::new(),
-    })
-    .await
-    .unwrap()
 }
