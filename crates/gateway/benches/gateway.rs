@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::bench::{full_run, percentile};
 
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt};
@@ -238,11 +239,6 @@ enum BenchResult {
     Concurrency(ConcurrencyResult),
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1e6
-}
-
 /// Sequential round trips on one connection (a session grows by one
 /// exchange per turn, as in a real conversation; a fresh session every
 /// 100 turns keeps the history short).
@@ -272,8 +268,8 @@ async fn latency(
     running.shutdown().await?;
     let result = LatencyResult {
         name,
-        p50_us: percentile(&times, 0.5),
-        p99_us: percentile(&times, 0.99),
+        p50_us: percentile(&times, 0.5).as_secs_f64() * 1e6,
+        p99_us: percentile(&times, 0.99).as_secs_f64() * 1e6,
         turns_per_sec: runs as f64 / total,
         runs,
     };
@@ -431,7 +427,7 @@ async fn run(full: bool) -> anyhow::Result<Vec<BenchResult>> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let results = run(full).await?;
     println!("{}", serde_json::to_string(&results)?);
     Ok(())

@@ -11,7 +11,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use test_support::bench::{full_run, percentile};
 
 use memory::{Embedder, LexicalEmbedder, LibsqlMemory, MemoryOptions};
 use serde_json::json;
@@ -74,11 +75,6 @@ fn sentence(rng: &mut Rng, words: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
 }
 
 fn db_bytes(path: &Path) -> u64 {
@@ -144,8 +140,8 @@ async fn run(embedder: Arc<dyn Embedder>, sizes: &[usize], queries: usize) -> Ve
             embedder: embedder.model_name().to_owned(),
             chunks: size,
             store_msgs_per_s: store_rate,
-            query_p50_ms: percentile(&latencies, 0.50),
-            query_p99_ms: percentile(&latencies, 0.99),
+            query_p50_ms: percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
+            query_p99_ms: percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
             queries,
             db_mib_per_10k_chunks: db_bytes(&path) as f64 / (1024.0 * 1024.0) * 10_000.0
                 / size as f64,
@@ -173,7 +169,7 @@ fn semantic() -> Option<Arc<dyn Embedder>> {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -95,7 +95,7 @@ fn measure(
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = test_support::bench::full_run();
     let (events, runs) = if full { (20_000, 30) } else { (200, 2) };
     let bytes = transcript(events);
     assert_eq!(decode_only(&bytes), events + 1, "decoder lost events");

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
+use test_support::bench::{full_run, percentile};
 use types::config::ProviderEntry;
 use types::protocol::bootstrap::{
     MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy, ShellMode,
@@ -105,13 +106,8 @@ fn resident_kib(pid: u32) -> u64 {
         .expect("VmRSS present")
 }
 
-fn percentile<T: Copy + Ord>(sorted: &[T], p: f64) -> T {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let starts = if full { STARTS } else { SMOKE_STARTS };
     let home = tempfile::tempdir().expect("temporary directory");
     let frame = envelope(&home.path().join("bench"));

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::bench::{full_run, percentile};
 
 use async_trait::async_trait;
 use runtime::{AgentRuntime, RuntimeLimits, RuntimeParts};
@@ -168,11 +169,6 @@ async fn turn(runtime: &AgentRuntime, session: &str, prompt: &str) {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1e6
-}
-
 async fn measure(name: &'static str, prompt: &str, runs: usize) -> serde_json::Value {
     let runtime = runtime(Duration::ZERO);
     // Warm up: token tables, allocator.
@@ -187,7 +183,8 @@ async fn measure(name: &'static str, prompt: &str, runs: usize) -> serde_json::V
         times.push(start.elapsed());
     }
     times.sort();
-    let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+    let micros = |q: f64| percentile(&times, q).as_secs_f64() * 1e6;
+    let (p50, p99) = (micros(0.5), micros(0.99));
     println!("{name:<28} {p50:>10.1} {p99:>10.1} {runs:>6}");
     serde_json::json!({"name": name, "p50_us": p50, "p99_us": p99, "runs": runs})
 }
@@ -231,7 +228,7 @@ async fn concurrent_sessions(count: usize) -> serde_json::Value {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let runs = if full { 2_000 } else { 5 };
     println!(
         "{:<28} {:>10} {:>10} {:>6}",

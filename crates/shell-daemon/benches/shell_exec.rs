@@ -8,14 +8,14 @@
 //! line.
 
 use std::future::Future;
-use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sandbox::scrub::Scrubber;
 use sandbox::shell_policy::ShellPolicy;
 use serde_json::json;
+use test_support::bench::{Timings, full_run, time_calls};
 use tools::shell::{
     LocalDaemonOptions, LocalProcessShellSession, ShellBackend, ShellSession, register_shell_tool,
 };
@@ -56,31 +56,13 @@ fn through<'a>(registry: &'a ToolRegistry, tool_call: &'a ToolCall) -> Call<'a> 
     })
 }
 
-/// p50, p99 and mean of `calls` calls after `calls / 10` warm-up calls.
-async fn measure(call: &Call<'_>, calls: usize) -> [Duration; 3] {
-    let mut samples = Vec::with_capacity(calls);
-    for i in 0..calls + calls / 10 {
-        let start = Instant::now();
-        let output = black_box(call().await);
-        let took = start.elapsed();
-        assert!(output.contains("hi"), "unexpected output: {output}");
-        if i >= calls / 10 {
-            samples.push(took);
-        }
-    }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-    [at(0.50), at(0.99), mean]
-}
-
 fn micros(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6 * 10.0).round() / 10.0
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let calls = if full { CALLS } else { SMOKE_CALLS };
 
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -125,7 +107,10 @@ async fn main() {
         ];
         let mut rows = Vec::new();
         for (name, call) in &variants {
-            let [p50, p99, mean] = measure(call, calls).await;
+            let Timings { p50, p99, mean } = time_calls(calls, call, |output: &String| {
+                assert!(output.contains("hi"), "unexpected output: {output}");
+            })
+            .await;
             rows.push((*name, p50, p99, mean));
         }
         rows

@@ -12,6 +12,7 @@
 //! code or message types: they check providers against the vendors' wire
 //! formats, not against the provider code's idea of them.
 
+pub mod bench;
 pub mod fake_llm;
 pub mod memory;
 

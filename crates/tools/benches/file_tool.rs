@@ -8,13 +8,13 @@
 //! makes one quick smoke pass. Prints a table and one JSON line.
 
 use std::fs;
-use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sandbox::scrub::Scrubber;
 use sandbox::{FileRunner, HostFileRunner, WasmWasiToolRunner, Workspace};
 use serde_json::json;
+use test_support::bench::{Timings, full_run, time_calls};
 use tools::file::register_file_tools;
 use tools::{StaticApproval, ToolRegistry};
 use types::ToolCall;
@@ -33,34 +33,13 @@ fn registry(workspace: &Workspace, runner: Arc<dyn FileRunner>) -> ToolRegistry 
     registry
 }
 
-/// p50, p99 and mean of `calls` calls after `calls / 10` warm-up calls.
-async fn measure(registry: &ToolRegistry, call: &ToolCall, calls: usize) -> [Duration; 3] {
-    let mut samples = Vec::with_capacity(calls);
-    for i in 0..calls + calls / 10 {
-        let start = Instant::now();
-        let output = black_box(registry.execute_with_policy(call).await).expect("file_read");
-        let took = start.elapsed();
-        assert!(
-            output.contains("A second line."),
-            "unexpected output: {output}"
-        );
-        if i >= calls / 10 {
-            samples.push(took);
-        }
-    }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-    [at(0.50), at(0.99), mean]
-}
-
 fn micros(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6 * 10.0).round() / 10.0
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let calls = if full { CALLS } else { SMOKE_CALLS };
 
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -88,7 +67,19 @@ async fn main() {
     ];
     let mut rows = Vec::new();
     for (name, runner) in variants {
-        let [p50, p99, mean] = measure(&registry(&workspace, runner), &call, calls).await;
+        let registry = registry(&workspace, runner);
+        let Timings { p50, p99, mean } = time_calls(
+            calls,
+            || registry.execute_with_policy(&call),
+            |output: &Result<String, _>| {
+                let output = output.as_ref().expect("file_read");
+                assert!(
+                    output.contains("A second line."),
+                    "unexpected output: {output}"
+                );
+            },
+        )
+        .await;
         rows.push((name, p50, p99, mean));
     }
 
