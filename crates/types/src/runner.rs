@@ -41,6 +41,11 @@ pub struct UserRegistration {
     pub config_path: PathBuf,
 }
 
+/// The image `scripts/build-guest-images` tags for the `oxydra-vm` guest.
+pub const DEFAULT_OXYDRA_VM_IMAGE: &str = "oxydra-vm:local";
+/// The image `scripts/build-guest-images` tags for the shell sidecar.
+pub const DEFAULT_SHELL_VM_IMAGE: &str = "oxydra-shell-vm:local";
+
 /// Guest images for the container and microVM tiers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +62,18 @@ pub struct GuestImages {
     /// Firecracker configuration of the `shell-vm` microVM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firecracker_shell_vm_config: Option<PathBuf>,
+}
+
+impl GuestImages {
+    /// The `oxydra-vm` image: configured, else [`DEFAULT_OXYDRA_VM_IMAGE`].
+    pub fn oxydra_vm_image(&self) -> &str {
+        self.oxydra_vm.as_deref().unwrap_or(DEFAULT_OXYDRA_VM_IMAGE)
+    }
+
+    /// The `shell-vm` image: configured, else [`DEFAULT_SHELL_VM_IMAGE`].
+    pub fn shell_vm_image(&self) -> &str {
+        self.shell_vm.as_deref().unwrap_or(DEFAULT_SHELL_VM_IMAGE)
+    }
 }
 
 /// The operator's `runner.toml`.
@@ -101,6 +118,28 @@ pub struct ResourceLimits {
     pub pids: Option<u64>,
 }
 
+/// The network a user's shell sidecar container gets (container tier).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShellNetwork {
+    /// No network at all: only the loopback interface.
+    #[default]
+    None,
+    /// The engine's default bridge network (outbound access, no host
+    /// loopback).
+    Bridge,
+}
+
+/// Network settings of a user's guests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// The shell sidecar's network; `none` unless the user needs commands
+    /// such as `curl` or `git clone` to reach the network.
+    #[serde(default)]
+    pub shell: ShellNetwork,
+}
+
 /// Where the runner finds a credential's value. The value itself is never
 /// written in configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +171,8 @@ pub struct RunnerUserConfig {
     pub mounts: MountOverrides,
     #[serde(default)]
     pub resources: ResourceLimits,
+    #[serde(default)]
+    pub network: NetworkSettings,
     /// Credentials handed to the guest, by the name the guest looks up
     /// (e.g. `OPENAI_API_KEY`).
     #[serde(default)]

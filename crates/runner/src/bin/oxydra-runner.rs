@@ -272,6 +272,9 @@ fn render_status(status: &SupervisorStatus) -> String {
     if let Some(last) = &status.last_exit {
         text.push_str(&format!("last exit:  {last}\n"));
     }
+    for reason in &status.degraded_reasons {
+        text.push_str(&format!("degraded:   {reason}\n"));
+    }
     text.push_str(&format!("log:        {}\n", status.log_file.display()));
     text
 }

@@ -16,6 +16,7 @@ use types::protocol::bootstrap::{
 use types::runner::{CredentialRef, RunnerGlobalConfig, RunnerUserConfig, SandboxTier};
 use types::{AgentConfig, SecretString, UserId};
 
+use super::container::spec::{GUEST_WORKSPACE, PairSpec, container_prefix};
 use super::paths::RunnerPaths;
 use super::{HostError, RUNNER_BIN};
 
@@ -111,28 +112,91 @@ impl RunnerContext {
         TierChoice { tier, origin }
     }
 
-    /// The tier, refused unless this build has its backend (process only,
-    /// for now), and the user configuration checked against it.
+    /// The tier, refused unless this build has its backend (process and
+    /// container), and the user configuration checked against it.
     pub fn launchable_tier(&self, insecure: bool) -> Result<TierChoice, HostError> {
         let choice = self.tier(insecure);
+        let mounts = &self.user_config.mounts;
         match choice.tier {
-            SandboxTier::Process => {}
-            SandboxTier::Container | SandboxTier::MicroVm => {
+            SandboxTier::Process => {
+                if mounts.shared.is_some() || mounts.tmp.is_some() || mounts.vault.is_some() {
+                    return Err(HostError::Unsupported(format!(
+                        "[mounts] in {} replaces workspace directories, which only the container tier supports; remove it to run user '{}' on the process tier",
+                        self.user_config_path.display(),
+                        self.user
+                    )));
+                }
+            }
+            SandboxTier::Container => {
+                if mounts.tmp.is_some() {
+                    return Err(HostError::Unsupported(format!(
+                        "[mounts] tmp in {}: the runner and the guest exchange the endpoint and bootstrap files in the workspace's tmp, so it cannot be replaced; remove the key",
+                        self.user_config_path.display()
+                    )));
+                }
+            }
+            SandboxTier::MicroVm => {
                 return Err(HostError::TierUnavailable {
                     tier: choice.tier,
                     origin: choice.origin.to_string(),
                 });
             }
         }
-        let mounts = &self.user_config.mounts;
-        if mounts.shared.is_some() || mounts.tmp.is_some() || mounts.vault.is_some() {
+        if let Some(cpus) = self.user_config.resources.cpus
+            && !(cpus.is_finite() && cpus > 0.0)
+        {
             return Err(HostError::Unsupported(format!(
-                "[mounts] in {} replaces workspace directories, which only the container tier supports; remove it to run user '{}' on the process tier",
-                self.user_config_path.display(),
-                self.user
+                "[resources] cpus in {} must be a positive number, got {cpus}",
+                self.user_config_path.display()
             )));
         }
         Ok(choice)
+    }
+
+    /// The container pair of this user: images from `runner.toml`, mount
+    /// overrides (relative to the user's file) checked to be directories,
+    /// and the id the guests run as (`run_as`).
+    pub fn pair_spec(&self, run_as: (u32, u32)) -> Result<PairSpec, HostError> {
+        let base = self.user_config_path.parent().unwrap_or(Path::new("."));
+        let resolve = |key: &str, path: &Option<PathBuf>| -> Result<Option<PathBuf>, HostError> {
+            let Some(path) = path else { return Ok(None) };
+            let path = base.join(path);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => Ok(Some(path)),
+                Ok(_) => Err(HostError::Unsupported(format!(
+                    "[mounts] {key} in {}: {} is not a directory",
+                    self.user_config_path.display(),
+                    path.display()
+                ))),
+                Err(e) => Err(HostError::Unsupported(format!(
+                    "[mounts] {key} in {}: {}: {e}",
+                    self.user_config_path.display(),
+                    path.display()
+                ))),
+            }
+        };
+        let workspace = &self.paths.user_workspace;
+        let shared = resolve("shared", &self.user_config.mounts.shared)?
+            .unwrap_or_else(|| workspace.join("shared"));
+        let vault_override = resolve("vault", &self.user_config.mounts.vault)?;
+        let prefix = container_prefix(&self.user, workspace);
+        let images = &self.runner.guest_images;
+        Ok(PairSpec {
+            user: self.user.clone(),
+            agent_name: format!("{prefix}-vm"),
+            shell_name: format!("{prefix}-shell"),
+            agent_image: images.oxydra_vm_image().to_owned(),
+            shell_image: images.shell_vm_image().to_owned(),
+            run_as,
+            workspace: workspace.clone(),
+            shared,
+            vault_override,
+            bootstrap_dir: self.paths.bootstrap_dir(),
+            ipc_dir: self.paths.ipc_dir(),
+            resources: self.user_config.resources.clone(),
+            shell_network: self.user_config.network.shell,
+            rust_log: std::env::var("RUST_LOG").ok(),
+        })
     }
 
     /// The configuration layers: the standard ones for `cwd`, plus the
@@ -235,16 +299,28 @@ impl RunnerContext {
         }
     }
 
-    /// The process-tier envelope.
-    pub fn process_envelope(
+    /// The envelope for `tier`. The process tier runs without a shell and
+    /// says it is insecure; the container tier's shell fields are filled
+    /// in at launch, once the sidecar answered (or did not).
+    pub fn envelope(
         &self,
+        tier: SandboxTier,
         agent_config: AgentConfig,
         credentials: BTreeMap<String, SecretString>,
     ) -> RunnerBootstrapEnvelope {
+        let (workspace_root, degraded_reasons) = match tier {
+            SandboxTier::Process => (
+                self.paths.user_workspace.clone(),
+                vec![StartupDegradedReason::InsecureProcessTier],
+            ),
+            SandboxTier::Container | SandboxTier::MicroVm => {
+                (PathBuf::from(GUEST_WORKSPACE), Vec::new())
+            }
+        };
         RunnerBootstrapEnvelope {
             user_id: self.user.clone(),
-            sandbox_tier: SandboxTier::Process,
-            workspace_root: self.paths.user_workspace.clone(),
+            sandbox_tier: tier,
+            workspace_root,
             sidecar_endpoint: None,
             runtime_policy: RunnerRuntimePolicy {
                 shell_mode: ShellMode::Disabled,
@@ -256,7 +332,7 @@ impl RunnerContext {
                 sidecar_available: false,
                 shell_available: false,
                 browser_available: false,
-                degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
+                degraded_reasons,
             },
             agent_config,
             credentials,
@@ -290,10 +366,15 @@ mod tests {
         assert_eq!(context.tier(false).tier, SandboxTier::Container);
         assert_eq!(context.tier(false).origin, TierOrigin::RunnerDefault);
         assert_eq!(context.tier(true).tier, SandboxTier::Process);
+        assert_eq!(
+            context.launchable_tier(false).unwrap().tier,
+            SandboxTier::Container
+        );
+        let (_dir, context) = setup("[overrides]\ntier = \"micro_vm\"\n");
         let err = context.launchable_tier(false).unwrap_err().to_string();
         assert_eq!(
             err,
-            "sandbox tier 'container' (default_tier of runner.toml) is not available in this build yet; start with --insecure to use the process tier"
+            "sandbox tier 'micro_vm' (the user's overrides.tier) is not available in this build yet; start with --insecure to use the process tier"
         );
         let (_dir, context) = setup("[overrides]\ntier = \"process\"\n");
         assert_eq!(
@@ -306,6 +387,38 @@ mod tests {
             err.contains("[mounts]") && err.contains("alice.toml"),
             "{err}"
         );
+        assert!(context.launchable_tier(false).is_ok());
+        let (_dir, context) = setup("[mounts]\ntmp = \"/data\"\n");
+        let err = context.launchable_tier(false).unwrap_err().to_string();
+        assert!(err.contains("[mounts] tmp"), "{err}");
+        let (_dir, context) = setup("[resources]\ncpus = 0.0\n");
+        let err = context.launchable_tier(false).unwrap_err().to_string();
+        assert!(err.contains("cpus") && err.contains("positive"), "{err}");
+    }
+
+    #[test]
+    fn pair_spec_resolves_overrides_and_names_the_pair() {
+        let (dir, context) =
+            setup("[mounts]\nshared = \"../data\"\n[network]\nshell = \"bridge\"\n");
+        let err = context.pair_spec((1, 2)).unwrap_err().to_string();
+        assert!(
+            err.contains("[mounts] shared") && err.contains("data"),
+            "{err}"
+        );
+        fs::create_dir_all(dir.path().join("data")).unwrap();
+        let spec = context.pair_spec((1000, 1000)).unwrap();
+        assert_eq!(spec.shared, dir.path().join("users/../data"));
+        assert_eq!(spec.run_as, (1000, 1000));
+        assert_eq!(spec.shell_network, types::runner::ShellNetwork::Bridge);
+        assert!(spec.agent_name.starts_with("oxydra-alice-") && spec.agent_name.ends_with("-vm"));
+        assert_eq!(spec.agent_image, "oxydra-vm:local");
+        let envelope = context.envelope(
+            SandboxTier::Container,
+            AgentConfig::default(),
+            BTreeMap::new(),
+        );
+        assert_eq!(envelope.workspace_root, Path::new(GUEST_WORKSPACE));
+        assert!(envelope.startup_status.degraded_reasons.is_empty());
     }
 
     #[test]
@@ -365,7 +478,11 @@ mod tests {
     #[test]
     fn envelope_is_the_process_tier_contract() {
         let (_dir, context) = setup("[overrides]\ndisabled_tools = [\"web_fetch\"]\n");
-        let envelope = context.process_envelope(AgentConfig::default(), BTreeMap::new());
+        let envelope = context.envelope(
+            SandboxTier::Process,
+            AgentConfig::default(),
+            BTreeMap::new(),
+        );
         assert!(envelope.workspace_root.is_absolute());
         assert!(envelope.workspace_root.ends_with("ws/alice"));
         assert_eq!(envelope.runtime_policy.shell_mode, ShellMode::Disabled);

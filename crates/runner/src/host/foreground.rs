@@ -8,7 +8,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::context::RunnerContext;
-use super::launch::{GuestProcess, OutputSink, describe_exit, exit_code_of};
+use super::guest::Guest;
+use super::launch::{OutputSink, describe_exit, exit_code_of};
 use super::start::Prepared;
 use super::{HostError, READY_TIMEOUT, STOP_GRACE};
 
@@ -23,13 +24,7 @@ pub async fn run(context: &RunnerContext, prepared: &Prepared) -> Result<u8, Hos
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let stop = CancellationToken::new();
-    let mut guest = GuestProcess::spawn(
-        &prepared.binary,
-        &context.paths,
-        &prepared.envelope,
-        OutputSink::Terminal,
-    )
-    .await?;
+    let mut guest = Guest::launch(prepared, &context.paths, OutputSink::Terminal).await?;
     let ready = tokio::select! {
         ready = guest.wait_ready(READY_TIMEOUT, &stop) => ready?,
         _ = terminate.recv() => None,
@@ -52,6 +47,9 @@ pub async fn run(context: &RunnerContext, prepared: &Prepared) -> Result<u8, Hos
         context.paths.endpoint_file.display(),
         context.command("--tui"),
     );
+    for reason in guest.degraded_reasons(prepared) {
+        println!("oxydra-runner: degraded: {reason}");
+    }
     tokio::select! {
         status = guest.wait() => {
             let status = status?;
@@ -63,7 +61,7 @@ pub async fn run(context: &RunnerContext, prepared: &Prepared) -> Result<u8, Hos
     }
 }
 
-async fn stop_guest(guest: &mut GuestProcess, why: &str) -> Result<u8, HostError> {
+async fn stop_guest(guest: &mut Guest, why: &str) -> Result<u8, HostError> {
     eprintln!("oxydra-runner: {why}: stopping the guest");
     let status = guest.stop(STOP_GRACE).await?;
     eprintln!(

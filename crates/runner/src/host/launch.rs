@@ -95,7 +95,7 @@ pub struct GuestProcess {
     pid: u32,
     started: Instant,
     endpoint_file: PathBuf,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_tail: Tail,
     /// The output forwarders; they end when the guest closes its pipes.
     forwarders: JoinSet<()>,
     sink: OutputSink,
@@ -141,7 +141,7 @@ impl GuestProcess {
             let _ = stdin.write_all(&frame).await;
             let _ = stdin.shutdown().await;
         }
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_tail = Tail::default();
         let mut forwarders = JoinSet::new();
         if let Some(stdout) = child.stdout.take() {
             forwarders.spawn(forward(stdout, Stream::Stdout, sink.clone(), None));
@@ -236,25 +236,8 @@ impl GuestProcess {
         Ok(status)
     }
 
-    /// The end of the guest's stderr for an error message: the lines
-    /// themselves in a log-file setup, a pointer to them on a terminal
-    /// (where they were shown already).
     fn stderr_detail(&self) -> String {
-        match &self.sink {
-            OutputSink::Terminal => "; its output is above".to_owned(),
-            OutputSink::LogFile(path) => {
-                let tail = self
-                    .stderr_tail
-                    .lock()
-                    .map(|lines| lines.iter().cloned().collect::<Vec<_>>().join("\n  "))
-                    .unwrap_or_default();
-                if tail.is_empty() {
-                    format!(" (no output; log: {})", path.display())
-                } else {
-                    format!("; its last output (log: {}):\n  {tail}", path.display())
-                }
-            }
-        }
+        tail_detail(&self.sink, &self.stderr_tail)
     }
 
     fn wait_error(&self, error: std::io::Error) -> HostError {
@@ -276,7 +259,7 @@ impl GuestProcess {
     }
 }
 
-fn remove_if_present(path: &Path) -> Result<(), HostError> {
+pub(super) fn remove_if_present(path: &Path) -> Result<(), HostError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -284,49 +267,100 @@ fn remove_if_present(path: &Path) -> Result<(), HostError> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Stream {
+/// Which of a guest's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
     Stdout,
     Stderr,
 }
 
-/// Copies `from` to the sink line by line (bytes as they are), keeping the
-/// last lines in `tail` when given. A sink that fails stops the copy but
-/// keeps draining, so the guest never blocks on a full pipe.
-async fn forward<R: AsyncRead + Unpin>(
-    from: R,
-    stream: Stream,
-    sink: OutputSink,
-    tail: Option<Arc<Mutex<VecDeque<String>>>>,
-) {
-    let mut reader = BufReader::new(from);
-    let mut out: Option<Box<dyn AsyncWrite + Unpin + Send>> = match (&sink, stream) {
-        (OutputSink::Terminal, Stream::Stdout) => Some(Box::new(tokio::io::stdout())),
-        (OutputSink::Terminal, Stream::Stderr) => Some(Box::new(tokio::io::stderr())),
-        (OutputSink::LogFile(path), _) => open_append(path)
-            .await
-            .ok()
-            .map(|file| Box::new(file) as Box<dyn AsyncWrite + Unpin + Send>),
-    };
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if let Some(tail) = &tail
+/// The last lines a guest wrote to stderr, for error messages.
+pub type Tail = Arc<Mutex<VecDeque<String>>>;
+
+/// Writes one guest stream's lines to the sink, keeping the last lines in
+/// `tail` when given. A sink that fails is dropped (the guest must never
+/// block on it); the tail is still kept.
+pub struct OutputWriter {
+    out: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+    tail: Option<Tail>,
+}
+
+impl std::fmt::Debug for OutputWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputWriter")
+            .field("open", &self.out.is_some())
+            .field("keeps_tail", &self.tail.is_some())
+            .finish()
+    }
+}
+
+impl OutputWriter {
+    pub async fn open(sink: &OutputSink, stream: Stream, tail: Option<Tail>) -> Self {
+        let out: Option<Box<dyn AsyncWrite + Unpin + Send>> = match (sink, stream) {
+            (OutputSink::Terminal, Stream::Stdout) => Some(Box::new(tokio::io::stdout())),
+            (OutputSink::Terminal, Stream::Stderr) => Some(Box::new(tokio::io::stderr())),
+            (OutputSink::LogFile(path), _) => open_append(path)
+                .await
+                .ok()
+                .map(|file| Box::new(file) as Box<dyn AsyncWrite + Unpin + Send>),
+        };
+        Self { out, tail }
+    }
+
+    /// Writes one line (bytes as they are, newline included when present).
+    pub async fn line(&mut self, line: &[u8]) {
+        if let Some(tail) = &self.tail
             && let Ok(mut lines) = tail.lock()
         {
             if lines.len() == STDERR_TAIL_LINES {
                 lines.pop_front();
             }
-            lines.push_back(String::from_utf8_lossy(&line).trim_end().to_owned());
+            lines.push_back(String::from_utf8_lossy(line).trim_end().to_owned());
         }
-        if let Some(writer) = out.as_mut()
-            && (writer.write_all(&line).await.is_err() || writer.flush().await.is_err())
+        if let Some(writer) = self.out.as_mut()
+            && (writer.write_all(line).await.is_err() || writer.flush().await.is_err())
         {
-            out = None;
+            self.out = None;
+        }
+    }
+}
+
+/// The tail's lines for an error message: the lines themselves in a
+/// log-file setup, a pointer to them on a terminal (where they were shown
+/// already).
+pub fn tail_detail(sink: &OutputSink, tail: &Tail) -> String {
+    match sink {
+        OutputSink::Terminal => "; its output is above".to_owned(),
+        OutputSink::LogFile(path) => {
+            let tail = tail
+                .lock()
+                .map(|lines| lines.iter().cloned().collect::<Vec<_>>().join("\n  "))
+                .unwrap_or_default();
+            if tail.is_empty() {
+                format!(" (no output; log: {})", path.display())
+            } else {
+                format!("; its last output (log: {}):\n  {tail}", path.display())
+            }
+        }
+    }
+}
+
+/// Copies `from` to the sink line by line; the writer keeps draining after
+/// a sink failure, so the guest never blocks on a full pipe.
+async fn forward<R: AsyncRead + Unpin>(
+    from: R,
+    stream: Stream,
+    sink: OutputSink,
+    tail: Option<Tail>,
+) {
+    let mut reader = BufReader::new(from);
+    let mut writer = OutputWriter::open(&sink, stream, tail).await;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => writer.line(&line).await,
         }
     }
 }

@@ -10,9 +10,11 @@
 //! provisions and the endpoint file) and never takes part in agent turns;
 //! it must never call into `crate::guest`.
 
+pub mod container;
 pub mod context;
 pub mod control;
 pub mod foreground;
+pub mod guest;
 pub mod launch;
 pub mod logs;
 pub mod paths;
@@ -72,6 +74,10 @@ pub enum HostError {
         "sandbox tier '{tier}' ({origin}) is not available in this build yet; start with --insecure to use the process tier"
     )]
     TierUnavailable { tier: SandboxTier, origin: String },
+    /// The Docker Engine is unreachable, lacks an image, or refused a
+    /// container operation (container tier). The message says what to do.
+    #[error("container tier: {0}")]
+    Engine(String),
     /// The user configuration asks for something the chosen tier cannot do.
     #[error("{0}")]
     Unsupported(String),

@@ -7,7 +7,7 @@
 //! with a dot.)
 
 use std::fs::{self, Permissions};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use types::UserId;
@@ -60,6 +60,18 @@ impl RunnerPaths {
         self.user_workspace.join("tmp")
     }
 
+    /// `<user>/tmp/bootstrap`: the container tier's envelope is written
+    /// here and mounted read-only into the `oxydra-vm` container.
+    pub fn bootstrap_dir(&self) -> PathBuf {
+        self.tmp_dir().join("bootstrap")
+    }
+
+    /// `<user>/ipc`: holds the shell daemon's socket, the one directory the
+    /// `oxydra-vm` and `shell-vm` containers share besides `shared`.
+    pub fn ipc_dir(&self) -> PathBuf {
+        self.user_workspace.join("ipc")
+    }
+
     /// Creates `<user>/{shared,tmp,vault,.cache}` (vault 0700) and
     /// `.runner/logs` (`.runner` 0700: it holds the control socket).
     /// Existing directories are kept; the modes are enforced every time.
@@ -76,6 +88,44 @@ impl RunnerPaths {
         create_dir(&logs)?;
         set_mode(&self.runner_dir, 0o700)
     }
+}
+
+impl RunnerPaths {
+    /// The container tier's extra directories (`ipc`, `tmp/bootstrap`),
+    /// and, when `owner` is given (the runner runs as root and the guests
+    /// as an unprivileged id), the whole workspace handed to that owner so
+    /// the guests can write it. Entries owned already are left alone.
+    pub fn provision_for_containers(&self, owner: Option<(u32, u32)>) -> Result<(), HostError> {
+        create_dir(&self.ipc_dir())?;
+        create_dir(&self.bootstrap_dir())?;
+        set_mode(&self.bootstrap_dir(), 0o700)?;
+        if let Some((uid, gid)) = owner {
+            chown_tree(&self.user_workspace, uid, gid)?;
+        }
+        Ok(())
+    }
+}
+
+/// `lchown -R`: symlinks are re-owned, never followed.
+fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), HostError> {
+    let mut pending = vec![root.to_owned()];
+    while let Some(path) = pending.pop() {
+        let meta =
+            fs::symlink_metadata(&path).map_err(|e| HostError::io("cannot inspect", &path, e))?;
+        if meta.uid() != uid || meta.gid() != gid {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                .map_err(|e| HostError::io("cannot hand to the guest user", &path, e))?;
+        }
+        if meta.is_dir() {
+            let entries =
+                fs::read_dir(&path).map_err(|e| HostError::io("cannot list", &path, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| HostError::io("cannot list", &path, e))?;
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn create_dir(path: &Path) -> Result<(), HostError> {
@@ -102,6 +152,8 @@ mod tests {
             Path::new("/w/alice/tmp/gateway-endpoint")
         );
         assert_eq!(paths.cache_dir(), Path::new("/w/alice/.cache"));
+        assert_eq!(paths.bootstrap_dir(), Path::new("/w/alice/tmp/bootstrap"));
+        assert_eq!(paths.ipc_dir(), Path::new("/w/alice/ipc"));
     }
 
     #[test]

@@ -12,7 +12,10 @@ use types::protocol::bootstrap::RunnerBootstrapEnvelope;
 use types::protocol::control::{ControlRequest, ControlResponse};
 use types::protocol::gateway::GatewayEndpoint;
 
+use types::runner::SandboxTier;
+
 use super::HostError;
+use super::container::spec::{GUEST_ROOTLESS_ID, PairSpec};
 use super::context::{RunnerContext, TierChoice};
 use super::control::{SocketProbe, probe};
 use super::launch::locate_guest_binary;
@@ -31,7 +34,16 @@ WARNING: Shell and browser tools are disabled. Use it for development only.";
 pub struct Prepared {
     pub tier: TierChoice,
     pub envelope: RunnerBootstrapEnvelope,
-    pub binary: PathBuf,
+    pub backend: Backend,
+}
+
+/// What launches the guest.
+#[derive(Debug)]
+pub enum Backend {
+    /// `oxydra-vm` as a child process.
+    Process { binary: PathBuf },
+    /// The user's `oxydra-vm` + `shell-vm` containers.
+    Container(Box<PairSpec>),
 }
 
 /// Checks and builds everything for a launch of `context`'s user.
@@ -44,13 +56,39 @@ pub fn prepare(
     let tier = context.launchable_tier(insecure)?;
     let loaded = context.load_agent_config(cwd, env)?;
     let credentials = context.resolve_credentials(&loaded.config, env)?;
-    let binary = locate_guest_binary()?;
-    context.paths.provision()?;
+    let backend = match tier.tier {
+        SandboxTier::Container => {
+            let (run_as, owner) = guest_identity();
+            let spec = context.pair_spec(run_as)?;
+            context.paths.provision()?;
+            context.paths.provision_for_containers(owner)?;
+            Backend::Container(Box::new(spec))
+        }
+        SandboxTier::Process | SandboxTier::MicroVm => {
+            let binary = locate_guest_binary()?;
+            context.paths.provision()?;
+            Backend::Process { binary }
+        }
+    };
     Ok(Prepared {
         tier,
-        envelope: context.process_envelope(loaded.config, credentials),
-        binary,
+        envelope: context.envelope(tier.tier, loaded.config, credentials),
+        backend,
     })
+}
+
+/// The uid:gid container guests run as, and the owner the workspace must
+/// be handed to first: the runner's own ids, except for a root runner,
+/// whose guests run as the unprivileged [`GUEST_ROOTLESS_ID`] instead.
+fn guest_identity() -> ((u32, u32), Option<(u32, u32)>) {
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    if uid == 0 {
+        let guest = (GUEST_ROOTLESS_ID, GUEST_ROOTLESS_ID);
+        (guest, Some(guest))
+    } else {
+        ((uid, gid), None)
+    }
 }
 
 /// Refuses when a supervisor answers on the user's control socket or a

@@ -21,7 +21,8 @@ use types::protocol::control::{
 
 use super::context::RunnerContext;
 use super::control::serve_connection;
-use super::launch::{GuestProcess, OutputSink, describe_exit, open_append};
+use super::guest::Guest;
+use super::launch::{OutputSink, describe_exit, open_append};
 use super::start::Prepared;
 use super::{HostError, READY_TIMEOUT, STOP_GRACE};
 
@@ -165,6 +166,7 @@ async fn supervise_with(
             restarts: 0,
             last_exit: None,
             log_file: log_file.clone(),
+            degraded_reasons: Vec::new(),
         },
         started: Instant::now(),
         phase: Phase::Stopping,
@@ -217,15 +219,33 @@ async fn supervise(
         if !first {
             with(shared, |s| s.template.restarts += 1);
         }
-        let mut guest = GuestProcess::spawn(
-            &prepared.binary,
-            &context.paths,
-            &prepared.envelope,
-            sink.clone(),
-        )
-        .await?;
+        let mut guest = match Guest::launch(prepared, &context.paths, sink.clone()).await {
+            Ok(guest) => guest,
+            Err(error) if first => return Err(error),
+            Err(error) => {
+                // A restart that cannot even launch (engine restarting, …)
+                // is retried like a crash.
+                let delay = backoff.after_crash(Duration::ZERO);
+                let message =
+                    format!("cannot start the guest again ({error}); retrying in {delay:?}");
+                log.line(&message).await;
+                let at = Instant::now() + delay;
+                with(shared, |s| s.phase = Phase::Restarting { at });
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => continue,
+                    () = shutdown.cancelled() => {
+                        with(shared, |s| s.phase = Phase::Stopping);
+                        return Ok(());
+                    }
+                }
+            }
+        };
         let pid = guest.pid();
-        with(shared, |s| s.phase = Phase::Starting { pid });
+        let degraded = guest.degraded_reasons(prepared);
+        with(shared, |s| {
+            s.phase = Phase::Starting { pid };
+            s.template.degraded_reasons = degraded;
+        });
         log.line(&format!("guest started (pid {pid})")).await;
         let crash = match guest.wait_ready(READY_TIMEOUT, shutdown).await {
             Ok(Some(endpoint)) => {
@@ -272,11 +292,7 @@ async fn supervise(
     }
 }
 
-async fn stop(
-    guest: &mut GuestProcess,
-    shared: &SharedState,
-    log: &mut Log,
-) -> Result<(), HostError> {
+async fn stop(guest: &mut Guest, shared: &SharedState, log: &mut Log) -> Result<(), HostError> {
     with(shared, |s| s.phase = Phase::Stopping);
     log.line(&format!("stopping guest {}", guest.pid())).await;
     let status = guest.stop(STOP_GRACE).await?;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use channels::{ClientEvent, ClientEvents, EndpointSource, GatewayClient, GatewayClientConfig};
 use test_support::{FakeLlm, Script, WhenExhausted, WireFormat};
+use types::protocol::bootstrap::StartupDegradedReason;
 use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
+use types::runner::SandboxTier;
 use types::{SessionId, UserId};
 
 /// Bound on every wait of a chat; hitting it is a failure.
@@ -31,8 +33,8 @@ pub async fn connect(
     (client, events, session)
 }
 
-/// Sends a turn; returns its final message and the tools it ran (each
-/// must succeed).
+/// Sends a turn, approving every privileged call it asks about; returns
+/// its final message and the tools it ran (each must succeed).
 pub async fn turn(
     client: &GatewayClient,
     events: &mut ClientEvents,
@@ -59,11 +61,46 @@ pub async fn turn(
                 assert!(ok, "tool {name} failed");
                 tools.push(name);
             }
+            GatewayServerFrame::ApprovalRequest { request_id, .. } => {
+                client
+                    .send_frame(GatewayClientFrame::ApprovalResponse {
+                        request_id,
+                        approved: true,
+                    })
+                    .await
+                    .unwrap();
+            }
             GatewayServerFrame::TurnCompleted { final_message, .. } => {
                 return (final_message, tools);
             }
             GatewayServerFrame::Error { message, .. } => panic!("turn failed: {message}"),
             _ => {}
+        }
+    }
+}
+
+/// The guest's health report: its tier and why it is degraded.
+pub async fn health(
+    client: &GatewayClient,
+    events: &mut ClientEvents,
+) -> (SandboxTier, Vec<StartupDegradedReason>) {
+    client
+        .send_frame(GatewayClientFrame::HealthCheck)
+        .await
+        .unwrap();
+    loop {
+        let event = tokio::time::timeout(CHAT_PATIENCE, events.recv())
+            .await
+            .expect("the health report came in time")
+            .expect("the client is open");
+        if let ClientEvent::Frame(message) = event
+            && let GatewayServerFrame::HealthStatus {
+                tier,
+                degraded_reasons,
+                ..
+            } = message.frame
+        {
+            return (tier, degraded_reasons);
         }
     }
 }

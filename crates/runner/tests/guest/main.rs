@@ -10,7 +10,7 @@ mod examples;
 mod hardening;
 mod serving;
 
-pub use chat::{connect, echo_llm, turn};
+pub use chat::{connect, echo_llm, health, turn};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

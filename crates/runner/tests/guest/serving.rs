@@ -6,10 +6,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use test_support::{FakeLlm, Script, ScriptedReply, ScriptedToolCall, WhenExhausted, WireFormat};
 use tokio::process::Child;
-use types::protocol::bootstrap::{BOOTSTRAP_FILE_ENV, BOOTSTRAP_FILE_NAME};
+use types::protocol::bootstrap::{BOOTSTRAP_FILE_ENV, BOOTSTRAP_FILE_NAME, StartupDegradedReason};
+use types::runner::SandboxTier;
 
 use crate::{
-    agent_config, connect, echo_llm, envelope, finish, frame, spawn_vm, turn, vm_command,
+    agent_config, connect, echo_llm, envelope, finish, frame, health, spawn_vm, turn, vm_command,
     wait_for_endpoint,
 };
 
@@ -92,6 +93,14 @@ async fn the_container_form_reads_the_envelope_from_its_file() {
         .unwrap();
     let endpoint_file = wait_for_endpoint(&workspace, &mut guest).await;
     let (client, mut events, _) = connect(endpoint_file.clone(), None).await;
+    assert_eq!(
+        health(&client, &mut events).await,
+        (
+            SandboxTier::Process,
+            vec![StartupDegradedReason::InsecureProcessTier]
+        ),
+        "the envelope's tier and startup status reach the health report"
+    );
     let (reply, _) = turn(&client, &mut events, "hello from a container").await;
     assert_eq!(reply, "You said: hello from a container");
     client.shutdown().await;

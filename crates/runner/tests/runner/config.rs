@@ -187,17 +187,34 @@ fn missing_credentials_name_user_credential_and_source() {
 }
 
 #[test]
-fn container_tier_is_refused_unless_insecure_and_a_missing_guest_binary_is_named() {
+fn unavailable_tiers_and_engines_are_named_and_a_missing_guest_binary_too() {
     let fixture = Fixture::new("http://127.0.0.1:9");
     fixture.write(
         "runner.toml",
         "workspace_root = \"workspaces\"\n[users.alice]\nconfig_path = \"users/alice.toml\"\n",
     );
+    // The container tier (the default) with no engine at DOCKER_HOST.
+    let mut command = fixture.command(&["start"]);
+    let no_engine = format!("unix://{}", fixture.path().join("no-engine.sock").display());
+    command.env("DOCKER_HOST", &no_engine);
+    let done = run_to_end(command);
+    assert_fails_with(
+        &done,
+        &[
+            "container tier: cannot reach the Docker Engine",
+            &no_engine,
+            "--insecure",
+        ],
+    );
+    fixture.write(
+        "users/alice.toml",
+        "[credentials]\nOPENAI_API_KEY = { env = \"ALICE_OPENAI_KEY\" }\n[overrides]\ntier = \"micro_vm\"\n",
+    );
     let done = fixture.run(&["start"]);
     assert_fails_with(
         &done,
         &[
-            "sandbox tier 'container' (default_tier of runner.toml) is not available in this build yet; start with --insecure to use the process tier",
+            "sandbox tier 'micro_vm' (the user's overrides.tier) is not available in this build yet; start with --insecure to use the process tier",
         ],
     );
     let mut command = fixture.command(&["--insecure", "start"]);

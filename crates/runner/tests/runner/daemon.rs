@@ -13,14 +13,14 @@ use types::runner::SandboxTier;
 use crate::{Fixture, PATIENCE, connect, echo_llm, turn};
 
 /// `oxydra-runner status --json`.
-fn status(fixture: &Fixture) -> SupervisorStatus {
+pub fn status(fixture: &Fixture) -> SupervisorStatus {
     let done = fixture.run(&["status", "--json"]);
     assert_eq!(done.code, Some(0), "{done:?}");
     serde_json::from_str(&done.stdout).unwrap()
 }
 
 /// Polls the status until `check` accepts it.
-async fn wait_for_status(
+pub async fn wait_for_status(
     fixture: &Fixture,
     what: &str,
     check: impl Fn(&SupervisorStatus) -> bool,
@@ -36,7 +36,7 @@ async fn wait_for_status(
     }
 }
 
-fn running(status: &SupervisorStatus) -> Option<u32> {
+pub fn running(status: &SupervisorStatus) -> Option<u32> {
     match status.guest {
         GuestState::Running { pid, .. } => Some(pid),
         GuestState::Starting { .. } | GuestState::Restarting { .. } | GuestState::Stopping => None,

@@ -9,11 +9,12 @@
 #[path = "../common/chat.rs"]
 mod chat;
 mod config;
+mod container;
 mod daemon;
 mod foreground;
 mod tui;
 
-pub use chat::{connect, echo_llm, turn};
+pub use chat::{connect, echo_llm, health, turn};
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::UserId;
+use crate::protocol::bootstrap::StartupDegradedReason;
 use crate::runner::SandboxTier;
 
 /// Cap on one control frame; requests and responses are small.
@@ -99,6 +100,10 @@ pub struct SupervisorStatus {
     pub last_exit: Option<String>,
     /// The file the guest's stdout and stderr are appended to.
     pub log_file: PathBuf,
+    /// Why the running guest has less than full capability (e.g. its shell
+    /// sidecar did not start), as handed to it in its startup status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded_reasons: Vec<StartupDegradedReason>,
 }
 
 #[cfg(test)]
@@ -122,6 +127,7 @@ mod tests {
             restarts: 1,
             last_exit: Some("killed by SIGKILL".into()),
             log_file: "/w/.runner/logs/alice.log".into(),
+            degraded_reasons: vec![StartupDegradedReason::SidecarUnavailable],
         }
     }
 
@@ -158,7 +164,8 @@ mod tests {
                 },
                 "restarts": 1,
                 "last_exit": "killed by SIGKILL",
-                "log_file": "/w/.runner/logs/alice.log"
+                "log_file": "/w/.runner/logs/alice.log",
+                "degraded_reasons": [{"reason": "sidecar_unavailable"}]
             })
         );
         round_trip(&ControlResponse::Status(status()));
