@@ -5,6 +5,7 @@
 
 #[path = "../common/chat.rs"]
 mod chat;
+mod crash;
 mod errors;
 mod examples;
 mod hardening;
