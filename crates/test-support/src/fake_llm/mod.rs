@@ -273,7 +273,13 @@ async fn handle(
     };
     let reply = match (scripted, shared.when_exhausted) {
         (Some(reply), _) => reply,
-        (None, WhenExhausted::Echo) => {
+        (None, WhenExhausted::ToolThenEcho) if wire.transcript(&request).ends_with_user_text() => {
+            ScriptedReply::tool_calls(vec![ScriptedToolCall::new(
+                "file_list",
+                r#"{"path": "/shared"}"#,
+            )])
+        }
+        (None, WhenExhausted::Echo | WhenExhausted::ToolThenEcho) => {
             let said = wire.transcript(&request).last_user_text();
             ScriptedReply::text(format!("You said: {said}"))
         }

@@ -265,6 +265,14 @@ impl<'a> Transcript<'a> {
             .sum()
     }
 
+    /// Whether the last message is the user's, with text (not a tool result
+    /// travelling as a user message).
+    pub(super) fn ends_with_user_text(&self) -> bool {
+        self.turns
+            .last()
+            .is_some_and(|turn| turn.role == "user" && !text_of(turn.content).is_empty())
+    }
+
     /// The text of the last user message that has any, or "" when none does.
     /// Tool results travel as user messages in some formats; they carry no
     /// text and are skipped.
@@ -440,6 +448,10 @@ mod tests {
         ]});
         let transcript = Transcript::from_array(&body, "messages", "content", "user");
         assert_eq!(transcript.last_user_text(), "list files");
+        assert!(!transcript.ends_with_user_text(), "a tool result is last");
         assert_eq!(transcript.input_words(), 5);
+        let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let transcript = Transcript::from_array(&body, "messages", "content", "user");
+        assert!(transcript.ends_with_user_text());
     }
 }

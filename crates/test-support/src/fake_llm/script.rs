@@ -195,6 +195,11 @@ pub enum WhenExhausted {
     Error,
     /// Answer with text `"You said: <last user text>"`.
     Echo,
+    /// A request whose last message is the user's text gets a `file_list`
+    /// call of `/shared`; any other (after a tool result) gets the `Echo`
+    /// answer. Every turn then makes one tool call whatever other requests
+    /// run at the same time (load tests with many concurrent sessions).
+    ToolThenEcho,
 }
 
 /// The JSON script file of the binary:
