@@ -194,8 +194,9 @@ pub enum ConfigError {
         provider_type: String,
         model: String,
     },
-    /// Rule 4: turn limits must be positive.
-    #[error("runtime.{field} must be greater than 0")]
+    /// Rule 4: turn and gateway limits must be positive; `field` is the
+    /// full key (`runtime.max_turns`).
+    #[error("{field} must be greater than 0")]
     NonPositiveLimit { field: &'static str },
     /// Rule 5a: a remote database needs a token.
     #[error("memory.remote_url is set but memory.auth_token is missing")]
@@ -264,7 +265,9 @@ impl std::fmt::Display for BudgetKind {
         f.write_str(match self {
             Self::Turns => "turn limit",
             Self::Cost => "cost limit",
-            Self::Timeout => "time limit",
+            // Only a provider call running past its deadline raises it;
+            // the key tells the reader what to raise.
+            Self::Timeout => "time limit (runtime.turn_timeout_secs per provider call)",
         })
     }
 }
@@ -392,6 +395,17 @@ mod tests {
             }
             .to_string(),
             "the turn stopped: turn limit reached"
+        );
+    }
+
+    #[test]
+    fn a_timeout_names_the_key_that_sets_it() {
+        assert_eq!(
+            RuntimeError::BudgetExceeded {
+                kind: BudgetKind::Timeout
+            }
+            .to_string(),
+            "the turn stopped: time limit (runtime.turn_timeout_secs per provider call) reached"
         );
     }
 }

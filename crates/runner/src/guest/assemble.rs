@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use gateway::{
     EndpointFile, Gateway, GatewayApprovalGate, GatewayLimits, GatewayParts,
@@ -13,7 +14,7 @@ use memory::{EndpointAccess, LibsqlMemory, Location, MemoryOptions, build_embedd
 use runtime::{AgentRuntime, MemoryParts, RuntimeLimits, RuntimeParts};
 use sandbox::Workspace;
 use sandbox::scrub::Scrubber;
-use types::config::EmbeddingConfig;
+use types::config::{EmbeddingConfig, GatewayConfig};
 use types::protocol::bootstrap::RunnerBootstrapEnvelope;
 use types::protocol::file_ops::Mount;
 use types::protocol::gateway::GatewayEndpoint;
@@ -132,7 +133,7 @@ pub async fn start(envelope: RunnerBootstrapEnvelope) -> Result<RunningGuest, Gu
         model: model.id.clone(),
         token: generate_token(),
         directory,
-        limits: GatewayLimits::default(),
+        limits: gateway_limits(&config.gateway),
     })
     .map_err(|e| GuestError::Gateway(e.to_string()))?
     .start(LOCALHOST_ANY_PORT)
@@ -220,4 +221,16 @@ fn embedding_endpoint(
             .unwrap_or_else(|| provider::openai::DEFAULT_BASE_URL.to_owned()),
         api_key: entry.resolve_api_key(lookup).map(|c| c.value),
     })
+}
+
+/// The gateway's limits from `[gateway]`; the rest keep their defaults.
+fn gateway_limits(config: &GatewayConfig) -> GatewayLimits {
+    GatewayLimits {
+        max_connections: config.max_connections,
+        max_frame_bytes: config.max_frame_bytes,
+        lane_depth: config.lane_depth,
+        replay_frames: config.replay_frames,
+        approval_timeout: Duration::from_secs(config.approval_timeout_secs),
+        ..GatewayLimits::default()
+    }
 }

@@ -60,7 +60,7 @@ pub enum HostError {
     /// The agent configuration (`agent.toml`, `OXYDRA__*`) is invalid; the
     /// message names the key and where it came from. Fix the setting.
     #[error("agent configuration: {0}")]
-    AgentConfig(#[from] ConfigError),
+    AgentConfig(ConfigError),
     /// A credential named in the user's configuration cannot be resolved.
     #[error("credential {name} of user '{user}' ({source_desc}): {problem}")]
     Credential {
@@ -96,7 +96,7 @@ pub enum HostError {
     GuestBinary { path: PathBuf, message: String },
     /// The bootstrap envelope could not be encoded (too large).
     #[error("cannot encode the bootstrap envelope: {0}")]
-    Envelope(#[from] FrameError),
+    Envelope(FrameError),
     /// The guest exited before it was serving. `detail` holds the end of
     /// its stderr (or where to find it).
     #[error("oxydra-vm exited with {status} before it was ready{detail}")]
@@ -123,6 +123,20 @@ pub enum HostError {
     /// The starter configuration was written but needs one more step.
     #[error("{0}")]
     StarterIncomplete(String),
+}
+
+// Not `#[from]`: that would also make the error its source, and the
+// binary's `{:#}` would print its message twice.
+impl From<ConfigError> for HostError {
+    fn from(error: ConfigError) -> Self {
+        Self::AgentConfig(error)
+    }
+}
+
+impl From<FrameError> for HostError {
+    fn from(error: FrameError) -> Self {
+        Self::Envelope(error)
+    }
 }
 
 impl HostError {

@@ -35,6 +35,7 @@ pub struct AgentConfig {
     /// The provider registry: named entries, several of one type allowed.
     pub providers: BTreeMap<String, ProviderEntry>,
     pub tools: ToolsConfig,
+    pub gateway: GatewayConfig,
 }
 
 impl Default for AgentConfig {
@@ -47,6 +48,36 @@ impl Default for AgentConfig {
             reliability: ReliabilityConfig::default(),
             providers: BTreeMap::new(),
             tools: ToolsConfig::default(),
+            gateway: GatewayConfig::default(),
+        }
+    }
+}
+
+/// Limits of the guest's WebSocket gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// WebSocket connections served at once; more are refused (HTTP 503).
+    pub max_connections: usize,
+    /// Largest text frame a client may send, in bytes.
+    pub max_frame_bytes: usize,
+    /// Turns that may wait in one session's lane behind the running one;
+    /// the next `SendTurn` gets a `busy` error.
+    pub lane_depth: usize,
+    /// Recent frames kept per session for reconnecting clients.
+    pub replay_frames: usize,
+    /// How long a privileged tool call waits for the human's answer.
+    pub approval_timeout_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_frame_bytes: 256 * 1024,
+            lane_depth: 16,
+            replay_frames: 1024,
+            approval_timeout_secs: 300,
         }
     }
 }

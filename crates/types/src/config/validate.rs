@@ -78,11 +78,28 @@ impl AgentConfig {
     /// Rule 4.
     fn check_runtime(&self) -> Result<(), ConfigError> {
         if self.runtime.max_turns == 0 {
-            return Err(ConfigError::NonPositiveLimit { field: "max_turns" });
+            return Err(ConfigError::NonPositiveLimit {
+                field: "runtime.max_turns",
+            });
         }
         if self.runtime.turn_timeout_secs == 0 {
             return Err(ConfigError::NonPositiveLimit {
-                field: "turn_timeout_secs",
+                field: "runtime.turn_timeout_secs",
+            });
+        }
+        let gateway = &self.gateway;
+        let limits = [
+            ("gateway.max_connections", gateway.max_connections),
+            ("gateway.max_frame_bytes", gateway.max_frame_bytes),
+            ("gateway.lane_depth", gateway.lane_depth),
+            ("gateway.replay_frames", gateway.replay_frames),
+        ];
+        if let Some((field, _)) = limits.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::NonPositiveLimit { field });
+        }
+        if gateway.approval_timeout_secs == 0 {
+            return Err(ConfigError::NonPositiveLimit {
+                field: "gateway.approval_timeout_secs",
             });
         }
         Ok(())
@@ -272,6 +289,14 @@ mod tests {
         assert_eq!(
             check(|c| c.runtime.turn_timeout_secs = 0),
             "runtime.turn_timeout_secs must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c.gateway.lane_depth = 0),
+            "gateway.lane_depth must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c.gateway.approval_timeout_secs = 0),
+            "gateway.approval_timeout_secs must be greater than 0"
         );
     }
 
