@@ -10,7 +10,9 @@
 //! - A stream that drops before any content reached the caller is
 //!   reconnected transparently. Once content was forwarded, the drop is
 //!   reported as `ConnectionLost` — the caller already showed that text,
-//!   so repeating the request would duplicate it.
+//!   so repeating the request would duplicate it. A caller that drops the
+//!   stream (cancel, deadline) ends a pending reconnect at once, even in
+//!   its backoff: no request is made for a caller that gave up.
 //! - When the primary is exhausted (or rejects its credentials), each
 //!   fallback provider/model is tried in order with the same policy.
 
@@ -276,16 +278,20 @@ fn forward_with_reconnect(
                 && !content_sent
             {
                 held.clear();
-                match reconnect(
-                    &provider,
-                    &context,
-                    &policy,
-                    buffer_size,
-                    reason,
-                    &mut attempts,
-                )
-                .await
-                {
+                // A caller that gave up (cancel, deadline) must not get a
+                // request made for it after the backoff.
+                let reconnected = tokio::select! {
+                    _ = tx.closed() => return,
+                    reconnected = reconnect(
+                        &provider,
+                        &context,
+                        &policy,
+                        buffer_size,
+                        reason,
+                        &mut attempts,
+                    ) => reconnected,
+                };
+                match reconnected {
                     Ok(next) => stream = next,
                     Err(lost) => {
                         // The receiver may be gone; nothing else to do then.
@@ -650,6 +656,24 @@ mod tests {
             "{err}"
         );
         assert_eq!(primary.calls(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_gone_during_the_reconnect_backoff_gets_no_new_request() {
+        let primary = Scripted::new(
+            "primary",
+            vec![
+                stream(vec![lost()]),
+                stream(vec![StreamItem::Text("unwanted".into())]),
+            ],
+        );
+        let reliable = ReliableProvider::new(primary.clone(), policy());
+        let rx = reliable.stream(&context(), 8).await.unwrap();
+        // Let the forwarder see the drop and start its backoff, then leave.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(rx);
+        tokio::time::sleep(policy().backoff_max).await;
+        assert_eq!(primary.calls(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,11 +3,13 @@
 //! agent (fake LLM over HTTP, real tools and memory in a temporary
 //! workspace) reached through the gateway with the real client library.
 
+mod bad_input;
 #[path = "../common/chat.rs"]
 mod chat;
 mod crash;
 mod errors;
 mod examples;
+mod faults;
 mod hardening;
 mod serving;
 
