@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
@@ -133,9 +134,24 @@ async fn supervise(
     log: Arc<OutputLog>,
     readers: [Option<tokio::task::JoinHandle<()>>; 2],
 ) {
+    let deadline = tokio::time::sleep(spec.timeout);
+    tokio::pin!(deadline);
+    // The leader is watched without being reaped: until it is, its zombie
+    // keeps its pid, and with it the group id, from being reused, so the
+    // `killpg` below can never hit an unrelated group.
     let ending = tokio::select! {
-        _ = child.wait() => Ending::Exited,
-        () = tokio::time::sleep(spec.timeout) => Ending::TimedOut,
+        watched = leader_exited(pgid) => match watched {
+            Ok(()) => Ending::Exited,
+            Err(error) => {
+                tracing::warn!(pgid, %error, "cannot watch a command without reaping it");
+                tokio::select! {
+                    _ = child.wait() => Ending::Exited,
+                    () = &mut deadline => Ending::TimedOut,
+                    () = kill.cancelled() => Ending::Killed,
+                }
+            }
+        },
+        () = &mut deadline => Ending::TimedOut,
         () = kill.cancelled() => Ending::Killed,
     };
     // Whatever happened, nothing of the command may survive it: kill the
@@ -171,6 +187,27 @@ async fn supervise(
         killed: matches!(ending, Ending::Killed),
         finished_at: Instant::now(),
     });
+}
+
+/// Resolves once the child `pid` has exited, leaving it unreaped
+/// (`waitid` with `WNOWAIT`, on a blocking thread: the call blocks until
+/// the exit, which the kill after a timeout brings about too).
+async fn leader_exited(pid: i32) -> Result<(), Errno> {
+    let watch = move || {
+        loop {
+            match waitid(
+                Id::Pid(Pid::from_raw(pid)),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => {}
+                Err(error) => return Err(error),
+            }
+        }
+    };
+    tokio::task::spawn_blocking(watch)
+        .await
+        .unwrap_or(Err(Errno::ECANCELED))
 }
 
 /// `SIGKILL` to the whole group; a group that is already gone is fine.

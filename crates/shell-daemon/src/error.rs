@@ -92,4 +92,16 @@ pub enum ShellDaemonError {
         #[source]
         source: std::io::Error,
     },
+
+    /// Returned by `bind_vsock` when the port cannot be bound: the port is
+    /// taken (another daemon; retry once it stopped), below 1024 without
+    /// `CAP_NET_BIND_SERVICE`, the wildcard port, or the kernel has no vsock
+    /// support (`/dev/vsock` missing). Not retriable otherwise.
+    #[cfg(feature = "vsock")]
+    #[error("cannot listen on vsock port {port}: {source}")]
+    BindVsock {
+        port: u32,
+        #[source]
+        source: std::io::Error,
+    },
 }

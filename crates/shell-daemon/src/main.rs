@@ -1,12 +1,15 @@
-//! `shell-daemon`: serves shell sessions on a Unix socket until SIGTERM or
-//! SIGINT, then kills every session and removes the socket.
+//! `shell-daemon`: serves shell sessions on a Unix socket (or, with the
+//! `vsock` feature, a vsock port) until SIGTERM or SIGINT, then kills every
+//! session and removes the socket.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{ArgGroup, Parser};
+#[cfg(feature = "vsock")]
+use shell_daemon::bind_vsock;
 use shell_daemon::{DaemonConfig, LOG_ENV, READY_PREFIX, SessionManager, bind_socket, serve};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -17,11 +20,21 @@ const MIN_FRAME_BYTES: usize = 4096;
 /// Oxydra's shell sidecar: runs shell sessions for `oxydra-vm` over a
 /// length-prefixed JSON protocol.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    version,
+    group(ArgGroup::new("listen").required(true).multiple(false))
+)]
 struct Args {
     /// Unix socket to listen on (created mode 0600; a stale one is replaced).
-    #[arg(long)]
-    socket: PathBuf,
+    #[arg(long, group = "listen", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// vsock port to listen on, on every context id of this machine
+    /// (VMADDR_CID_ANY): the microVM tier, where the host connects to the
+    /// guest's CID and this port. Ports below 1024 need
+    /// CAP_NET_BIND_SERVICE.
+    #[cfg(feature = "vsock")]
+    #[arg(long, group = "listen", value_name = "PORT")]
+    vsock_port: Option<u32>,
     /// Working directory of sessions spawned without one; relative session
     /// directories are resolved against it.
     #[arg(long, default_value = "/")]
@@ -60,7 +73,26 @@ fn parse_env(raw: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Where the daemon listens (exactly one of `--socket`, `--vsock-port`).
+#[derive(Debug)]
+enum Listen {
+    Unix(PathBuf),
+    #[cfg(feature = "vsock")]
+    Vsock(u32),
+}
+
 impl Args {
+    fn listen(&self) -> anyhow::Result<Listen> {
+        #[cfg(feature = "vsock")]
+        if let Some(port) = self.vsock_port {
+            return Ok(Listen::Vsock(port));
+        }
+        match &self.socket {
+            Some(path) => Ok(Listen::Unix(path.clone())),
+            None => bail!("say where to listen: --socket PATH or --vsock-port PORT"),
+        }
+    }
+
     fn config(&self) -> anyhow::Result<DaemonConfig> {
         if self.max_frame_bytes < MIN_FRAME_BYTES {
             bail!("--max-frame-bytes must be at least {MIN_FRAME_BYTES}");
@@ -103,13 +135,6 @@ async fn main() -> anyhow::Result<()> {
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let socket = bind_socket(&args.socket).await?;
-    tracing::info!(socket = %socket.path().display(), "shell daemon ready");
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{READY_PREFIX}{}", socket.path().display())?;
-        stdout.flush()?;
-    }
     let manager = SessionManager::new(config);
     let shutdown = async move {
         tokio::select! {
@@ -117,7 +142,30 @@ async fn main() -> anyhow::Result<()> {
             _ = interrupt.recv() => tracing::info!("SIGINT received"),
         }
     };
-    // `serve` consumes the socket; dropping it at the end removes the file.
-    serve(socket, manager, shutdown).await;
+    match args.listen()? {
+        Listen::Unix(path) => {
+            let socket = bind_socket(&path).await?;
+            announce(&socket.path().display())?;
+            // `serve` consumes the socket; dropping it at the end removes
+            // the file.
+            serve(socket, manager, shutdown).await;
+        }
+        #[cfg(feature = "vsock")]
+        Listen::Vsock(port) => {
+            let listener = bind_vsock(port)?;
+            announce(&format_args!("vsock port {}", listener.port()))?;
+            serve(listener, manager, shutdown).await;
+        }
+    }
+    Ok(())
+}
+
+/// Logs and prints the ready line (`READY_PREFIX` and where the daemon
+/// listens), which launchers wait for.
+fn announce(address: &dyn std::fmt::Display) -> anyhow::Result<()> {
+    tracing::info!(%address, "shell daemon ready");
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{READY_PREFIX}{address}")?;
+    stdout.flush()?;
     Ok(())
 }

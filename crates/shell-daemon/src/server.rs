@@ -1,6 +1,10 @@
 //! The socket server: accepts connections (up to a cap), serves each with
 //! its own task, expires idle sessions, and on shutdown stops accepting,
 //! ends every connection, kills every session and removes the socket file.
+//!
+//! Only the listeners know their transport (`BoundSocket`: a Unix socket;
+//! `BoundVsock`: vsock, `vsock` feature); `serve` and everything above it
+//! work on any `Acceptor`.
 
 use std::future::Future;
 use std::io;
@@ -72,7 +76,7 @@ pub async fn bind_socket(path: &Path) -> Result<BoundSocket, ShellDaemonError> {
     Ok(socket)
 }
 
-/// Something that hands out client streams (a Unix listener; vsock later).
+/// Something that hands out client streams (a Unix or a vsock listener).
 pub trait Acceptor: Send {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn accept(&mut self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
@@ -81,6 +85,52 @@ pub trait Acceptor: Send {
 impl Acceptor for BoundSocket {
     type Stream = UnixStream;
     async fn accept(&mut self) -> io::Result<UnixStream> {
+        self.listener.accept().await.map(|(stream, _)| stream)
+    }
+}
+
+/// A vsock listener on every context id of this machine
+/// (`VMADDR_CID_ANY`) and one port.
+#[cfg(feature = "vsock")]
+#[derive(Debug)]
+pub struct BoundVsock {
+    listener: tokio_vsock::VsockListener,
+    port: u32,
+}
+
+#[cfg(feature = "vsock")]
+impl BoundVsock {
+    /// The port it listens on.
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+}
+
+/// `VMADDR_PORT_ANY`: asks the kernel for a free port, which a host could
+/// not know to connect to.
+#[cfg(feature = "vsock")]
+const VSOCK_PORT_ANY: u32 = u32::MAX;
+
+/// Binds vsock `port` on `VMADDR_CID_ANY` (the host reaches it at this
+/// guest's context id).
+#[cfg(feature = "vsock")]
+pub fn bind_vsock(port: u32) -> Result<BoundVsock, ShellDaemonError> {
+    let bind_error = |source| ShellDaemonError::BindVsock { port, source };
+    if port == VSOCK_PORT_ANY {
+        return Err(bind_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "this is the 'any port' wildcard; pick a fixed port the host can connect to",
+        )));
+    }
+    let address = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
+    let listener = tokio_vsock::VsockListener::bind(address).map_err(bind_error)?;
+    Ok(BoundVsock { listener, port })
+}
+
+#[cfg(feature = "vsock")]
+impl Acceptor for BoundVsock {
+    type Stream = tokio_vsock::VsockStream;
+    async fn accept(&mut self) -> io::Result<tokio_vsock::VsockStream> {
         self.listener.accept().await.map(|(stream, _)| stream)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The backend is chosen by the runner (`ShellMode` in the bootstrap
 //! envelope): `Session` forwards to a shell-daemon session in the sandbox
-//! (any `ShellSession`: `DaemonShellSession` in production,
+//! (any `ShellSession`: `VsockShellSession` in production,
 //! `LocalProcessShellSession` in development and tests), `Host` runs
 //! `sh -c` directly on the host (local development only, explicitly opted
 //! in), `Disabled` registers nothing. In every mode the registry applies
@@ -11,7 +11,7 @@
 mod daemon;
 mod local;
 
-pub use daemon::{DaemonShellSession, ShellDaemonEndpoint};
+pub use daemon::{ShellDaemonEndpoint, VsockShellSession};
 pub use local::{LocalDaemonOptions, LocalProcessShellSession};
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The shell-daemon client (`DaemonShellSession`) against scripted servers
+//! The shell-daemon client (`VsockShellSession`) against scripted servers
 //! on real Unix sockets: the exact requests it sends, how it maps answers,
 //! and how it fails when the daemon misbehaves. The real daemon is driven
 //! end to end in `crates/shell-daemon/tests/daemon/shell_exec.rs`.
@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::Framed;
-use tools::shell::{DaemonShellSession, ShellDaemonEndpoint, ShellOutput, ShellSession};
+use tools::shell::{ShellDaemonEndpoint, ShellOutput, ShellSession, VsockShellSession};
 use types::protocol::framing::FrameCodec;
 use types::protocol::shell::{ShellDaemonRequest, ShellDaemonResponse, StreamType};
 
@@ -35,8 +35,8 @@ impl Server {
         }
     }
 
-    fn session(&self) -> DaemonShellSession {
-        DaemonShellSession::new(ShellDaemonEndpoint::Unix(self.socket.clone()), "agent-1")
+    fn session(&self) -> VsockShellSession {
+        VsockShellSession::new(ShellDaemonEndpoint::Unix(self.socket.clone()), "agent-1")
             .with_working_dir("/shared")
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sandbox::scrub::Scrubber;
 use sandbox::{FileRunner, LazyWasmRunner, WasmRunnerConfig, Workspace};
 use tools::file::register_file_tools;
-use tools::shell::{DaemonShellSession, ShellBackend, ShellDaemonEndpoint, register_shell_tool};
+use tools::shell::{ShellBackend, ShellDaemonEndpoint, VsockShellSession, register_shell_tool};
 use tools::vault::{TracingAudit, register_vault_tool};
 use tools::web::register_web_tools;
 use tools::{ApprovalGate, ToolRegistry, settings};
@@ -98,7 +98,7 @@ fn shell_backend(
             let endpoint = ShellDaemonEndpoint::parse(endpoint)
                 .map_err(|e| tracing::warn!(%e, "the shell sidecar endpoint is unusable"))
                 .ok()?;
-            Some(ShellBackend::Session(Arc::new(DaemonShellSession::new(
+            Some(ShellBackend::Session(Arc::new(VsockShellSession::new(
                 endpoint,
                 SHELL_SESSION_ID,
             ))))

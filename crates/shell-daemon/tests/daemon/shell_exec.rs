@@ -1,5 +1,5 @@
 //! `shell_exec` in Session mode, end to end: `ToolRegistry::
-//! execute_with_policy` → shell policy → `DaemonShellSession` /
+//! execute_with_policy` → shell policy → `VsockShellSession` /
 //! `LocalProcessShellSession` → the real daemon binary.
 
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use sandbox::scrub::Scrubber;
 use sandbox::shell_policy::ShellPolicy;
 use serde_json::json;
 use tools::shell::{
-    DaemonShellSession, LocalDaemonOptions, LocalProcessShellSession, ShellBackend,
-    ShellDaemonEndpoint, ShellSession, register_shell_tool,
+    LocalDaemonOptions, LocalProcessShellSession, ShellBackend, ShellDaemonEndpoint, ShellSession,
+    VsockShellSession, register_shell_tool,
 };
 use tools::{StaticApproval, ToolRegistry};
 use types::protocol::bootstrap::ApprovalPolicy;
@@ -46,8 +46,8 @@ async fn shell_exec(
         .await
 }
 
-fn daemon_session(daemon: &Daemon, id: &str) -> DaemonShellSession {
-    DaemonShellSession::new(ShellDaemonEndpoint::Unix(daemon.socket.clone()), id)
+fn daemon_session(daemon: &Daemon, id: &str) -> VsockShellSession {
+    VsockShellSession::new(ShellDaemonEndpoint::Unix(daemon.socket.clone()), id)
         .with_working_dir(daemon.work())
 }
 
@@ -149,7 +149,7 @@ async fn a_killed_or_expired_session_is_recreated_on_the_next_call() {
 async fn an_unreachable_daemon_is_a_clear_tool_error() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("nobody.sock");
-    let session = DaemonShellSession::new(ShellDaemonEndpoint::Unix(socket.clone()), "agent");
+    let session = VsockShellSession::new(ShellDaemonEndpoint::Unix(socket.clone()), "agent");
     let registry = registry(Arc::new(session));
     let err = shell_exec(&registry, json!({"command": "ls"}))
         .await
@@ -166,9 +166,8 @@ async fn an_unreachable_daemon_is_a_clear_tool_error() {
 #[tokio::test]
 async fn daemon_refusals_reach_the_model_as_tool_errors() {
     let daemon = Daemon::start(&[]).await;
-    let session =
-        DaemonShellSession::new(ShellDaemonEndpoint::Unix(daemon.socket.clone()), "agent")
-            .with_working_dir(daemon.work().join("missing"));
+    let session = VsockShellSession::new(ShellDaemonEndpoint::Unix(daemon.socket.clone()), "agent")
+        .with_working_dir(daemon.work().join("missing"));
     let err = session
         .exec("ls", Duration::from_secs(5))
         .await

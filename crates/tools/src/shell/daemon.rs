@@ -1,16 +1,14 @@
-//! `DaemonShellSession`: the production `ShellSession`, a client of the
-//! shell daemon (`crates/shell-daemon`) in the shell sandbox.
-//!
-//! Spec 06 calls this client `VsockShellSession`; it is named after what
-//! it talks to rather than the transport, because the container tier
-//! reaches the daemon over a Unix socket and the microVM tier will add a
-//! vsock variant to `ShellDaemonEndpoint` behind the same type.
+//! `VsockShellSession`: the production `ShellSession`, a client of the
+//! shell daemon (`crates/shell-daemon`) in the shell sandbox, over a Unix
+//! socket (container tier, development) or vsock (microVM tier, `vsock`
+//! feature).
 //!
 //! Each call opens its own connection (a Unix connect costs microseconds)
 //! and pipelines `SpawnSession` before its request: spawning is idempotent
 //! for the same id and directory, so a session that expired or was killed
 //! is recreated without any client-side bookkeeping, and concurrent calls
-//! never share a connection.
+//! never share a connection. Only `connect` knows the transport: the
+//! protocol above it runs on any byte stream.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
 use tokio_util::codec::Framed;
 use types::ToolError;
@@ -27,29 +26,78 @@ use types::protocol::shell::{ShellDaemonRequest, ShellDaemonResponse, StreamType
 use super::{ShellOutput, ShellSession};
 use async_trait::async_trait;
 
+/// The `vsock://` scheme of `ShellDaemonEndpoint::parse`.
+const VSOCK_SCHEME: &str = "vsock://";
+/// `VMADDR_CID_ANY` / `VMADDR_PORT_ANY`: wildcards for listening, never a
+/// destination.
+#[cfg(feature = "vsock")]
+const VSOCK_ANY: u32 = u32::MAX;
+
 /// Where the shell daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShellDaemonEndpoint {
     /// A Unix socket path (container tier, development).
     Unix(PathBuf),
+    /// A vsock address (microVM tier): the guest's context id and the port
+    /// the daemon listens on (`shell-daemon --vsock-port`).
+    #[cfg(feature = "vsock")]
+    Vsock { cid: u32, port: u32 },
 }
 
 impl ShellDaemonEndpoint {
-    /// Parses the bootstrap envelope's `sidecar_endpoint`: `unix:///path`
-    /// or an absolute path.
+    /// Parses the bootstrap envelope's `sidecar_endpoint`: `unix:///path`,
+    /// an absolute path, or (with the `vsock` feature) `vsock://CID:PORT`.
     pub fn parse(raw: &str) -> Result<Self, ToolError> {
-        let path = raw.strip_prefix("unix://").unwrap_or(raw);
-        if raw.starts_with("vsock://") {
-            return Err(ToolError::Execution(format!(
-                "shell daemon endpoint '{raw}': vsock endpoints belong to the microVM tier, which this build does not support; use unix:///path"
-            )));
+        if let Some(address) = raw.strip_prefix(VSOCK_SCHEME) {
+            return Self::parse_vsock(raw, address);
         }
+        let path = raw.strip_prefix("unix://").unwrap_or(raw);
         if !Path::new(path).is_absolute() {
             return Err(ToolError::Execution(format!(
-                "shell daemon endpoint '{raw}' is not unix:///absolute/path or an absolute socket path"
+                "shell daemon endpoint '{raw}' is not unix:///absolute/path, an absolute socket path or vsock://CID:PORT"
             )));
         }
         Ok(Self::Unix(PathBuf::from(path)))
+    }
+
+    #[cfg(not(feature = "vsock"))]
+    fn parse_vsock(raw: &str, _address: &str) -> Result<Self, ToolError> {
+        Err(ToolError::Execution(format!(
+            "shell daemon endpoint '{raw}': this build lacks the `vsock` feature (microVM tier); rebuild with `--features vsock` or use unix:///path"
+        )))
+    }
+
+    #[cfg(feature = "vsock")]
+    fn parse_vsock(raw: &str, address: &str) -> Result<Self, ToolError> {
+        let invalid = |why: String| {
+            ToolError::Execution(format!(
+                "shell daemon endpoint '{raw}' is not vsock://CID:PORT: {why}"
+            ))
+        };
+        let (cid, port) = address
+            .split_once(':')
+            .ok_or_else(|| invalid("the ':PORT' part is missing".into()))?;
+        let number = |what: &str, text: &str| -> Result<u32, ToolError> {
+            if text.is_empty() {
+                return Err(invalid(format!("the {what} is missing")));
+            }
+            let value = text.parse::<u32>().map_err(|e| {
+                invalid(format!(
+                    "the {what} '{text}' is not a number from 0 to {}: {e}",
+                    VSOCK_ANY - 1
+                ))
+            })?;
+            if value == VSOCK_ANY {
+                return Err(invalid(format!(
+                    "the {what} {value} is the listening wildcard, not an address to connect to"
+                )));
+            }
+            Ok(value)
+        };
+        Ok(Self::Vsock {
+            cid: number("context id (CID)", cid)?,
+            port: number("port", port)?,
+        })
     }
 }
 
@@ -57,20 +105,26 @@ impl fmt::Display for ShellDaemonEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unix(path) => write!(f, "unix://{}", path.display()),
+            #[cfg(feature = "vsock")]
+            Self::Vsock { cid, port } => write!(f, "{VSOCK_SCHEME}{cid}:{port}"),
         }
     }
 }
 
+/// Any connected byte stream to the daemon (Unix socket or vsock).
+trait DaemonStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> DaemonStream for T {}
+
 /// One named session in the shell daemon.
 #[derive(Debug, Clone)]
-pub struct DaemonShellSession {
+pub struct VsockShellSession {
     endpoint: ShellDaemonEndpoint,
     session_id: String,
     working_dir: Option<PathBuf>,
     max_frame_bytes: usize,
 }
 
-type Connection = Framed<UnixStream, FrameCodec>;
+type Connection = Framed<Box<dyn DaemonStream>, FrameCodec>;
 
 fn protocol_error(expected: &str, got: &ShellDaemonResponse) -> ToolError {
     ToolError::Execution(format!(
@@ -82,7 +136,7 @@ fn refused(message: &str) -> ToolError {
     ToolError::Execution(format!("shell daemon: {message}"))
 }
 
-impl DaemonShellSession {
+impl VsockShellSession {
     /// A session `session_id` in the daemon at `endpoint`, in the daemon's
     /// default working directory unless `with_working_dir` says otherwise.
     pub fn new(endpoint: ShellDaemonEndpoint, session_id: impl Into<String>) -> Self {
@@ -109,8 +163,16 @@ impl DaemonShellSession {
     }
 
     async fn connect(&self) -> Result<Connection, ToolError> {
-        let stream = match &self.endpoint {
-            ShellDaemonEndpoint::Unix(path) => UnixStream::connect(path).await,
+        let stream: Box<dyn DaemonStream> = match &self.endpoint {
+            ShellDaemonEndpoint::Unix(path) => UnixStream::connect(path)
+                .await
+                .map(|s| Box::new(s) as Box<dyn DaemonStream>),
+            #[cfg(feature = "vsock")]
+            ShellDaemonEndpoint::Vsock { cid, port } => {
+                tokio_vsock::VsockStream::connect(tokio_vsock::VsockAddr::new(*cid, *port))
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn DaemonStream>)
+            }
         }
         .map_err(|e| {
             ToolError::Execution(format!(
@@ -276,7 +338,7 @@ fn into_output(response: ShellDaemonResponse) -> Result<ShellOutput, ToolError> 
 }
 
 #[async_trait]
-impl ShellSession for DaemonShellSession {
+impl ShellSession for VsockShellSession {
     async fn exec(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ToolError> {
         let mut connection = self.start_exec(command, timeout, false).await?;
         // Dropping the connection early (the registry's timeout, a
@@ -290,7 +352,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_parse_from_the_envelope_forms() {
+    fn unix_endpoints_parse_from_the_envelope_forms() {
         assert_eq!(
             ShellDaemonEndpoint::parse("unix:///work/alice/tmp/shell.sock").unwrap(),
             ShellDaemonEndpoint::Unix("/work/alice/tmp/shell.sock".into())
@@ -299,13 +361,72 @@ mod tests {
             ShellDaemonEndpoint::parse("/run/shell.sock").unwrap(),
             ShellDaemonEndpoint::Unix("/run/shell.sock".into())
         );
-        for bad in ["relative.sock", "unix://relative", "vsock://3:5000"] {
-            let err = ShellDaemonEndpoint::parse(bad).unwrap_err();
-            assert!(err.to_string().contains(bad), "{err}");
+        for bad in ["relative.sock", "unix://relative", ""] {
+            let err = ShellDaemonEndpoint::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{err}");
+            assert!(err.contains("unix:///absolute/path"), "{err}");
         }
+        let endpoint = ShellDaemonEndpoint::Unix("/a/b".into());
+        assert_eq!(endpoint.to_string(), "unix:///a/b");
         assert_eq!(
-            ShellDaemonEndpoint::Unix("/a/b".into()).to_string(),
-            "unix:///a/b"
+            ShellDaemonEndpoint::parse(&endpoint.to_string()).unwrap(),
+            endpoint
         );
+    }
+
+    #[cfg(not(feature = "vsock"))]
+    #[test]
+    fn vsock_endpoints_name_the_missing_feature() {
+        for raw in ["vsock://3:5000", "vsock://", "vsock://x:y"] {
+            let err = ShellDaemonEndpoint::parse(raw).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{raw}'")), "{err}");
+            assert!(err.contains("lacks the `vsock` feature"), "{err}");
+        }
+    }
+
+    #[cfg(feature = "vsock")]
+    #[test]
+    fn vsock_endpoints_parse_and_round_trip() {
+        for (raw, cid, port) in [
+            ("vsock://3:5000", 3, 5000),
+            ("vsock://1:0", 1, 0),
+            ("vsock://4294967294:4294967294", u32::MAX - 1, u32::MAX - 1),
+        ] {
+            let endpoint = ShellDaemonEndpoint::parse(raw).unwrap();
+            assert_eq!(endpoint, ShellDaemonEndpoint::Vsock { cid, port });
+            assert_eq!(endpoint.to_string(), raw);
+            assert_eq!(
+                ShellDaemonEndpoint::parse(&endpoint.to_string()).unwrap(),
+                endpoint
+            );
+        }
+    }
+
+    #[cfg(feature = "vsock")]
+    #[test]
+    fn bad_vsock_endpoints_say_what_is_wrong() {
+        for (raw, expected) in [
+            ("vsock://", "':PORT' part is missing"),
+            ("vsock://3", "':PORT' part is missing"),
+            ("vsock://:5000", "context id (CID) is missing"),
+            ("vsock://3:", "port is missing"),
+            ("vsock://x:5000", "context id (CID) 'x' is not a number"),
+            ("vsock://3:port", "port 'port' is not a number"),
+            ("vsock://-1:5000", "context id (CID) '-1' is not a number"),
+            ("vsock://3:4294967296", "port '4294967296' is not a number"),
+            ("vsock://3:50:00", "port '50:00' is not a number"),
+            (
+                "vsock://4294967295:5000",
+                "context id (CID) 4294967295 is the listening wildcard",
+            ),
+            (
+                "vsock://3:4294967295",
+                "port 4294967295 is the listening wildcard",
+            ),
+        ] {
+            let err = ShellDaemonEndpoint::parse(raw).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{raw}'")), "{err}");
+            assert!(err.contains(expected), "{raw}: {err}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `LocalProcessShellSession`: development and tests. Starts the
 //! `shell-daemon` binary as a local child process and talks to it exactly
-//! like production does (same protocol, same `DaemonShellSession`), so
+//! like production does (same protocol, same `VsockShellSession`), so
 //! what works here works against the sidecar. It offers no isolation
 //! beyond the daemon's own (clean environment, process groups): the
 //! commands run on this host.
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use types::ToolError;
 use types::protocol::shell::{SHELL_DAEMON_READY_PREFIX, StreamType};
 
-use super::daemon::{DaemonShellSession, ShellDaemonEndpoint};
+use super::daemon::{ShellDaemonEndpoint, VsockShellSession};
 use super::{ShellOutput, ShellSession};
 
 /// How to start the local daemon.
@@ -58,7 +58,7 @@ impl LocalDaemonOptions {
 /// and removes the socket.
 pub struct LocalProcessShellSession {
     child: Child,
-    client: DaemonShellSession,
+    client: VsockShellSession,
     /// Keeps the daemon's stdout open after the ready line.
     _stdout: BufReader<ChildStdout>,
     /// Forwards the daemon's log lines into this process's `tracing`.
@@ -137,7 +137,7 @@ impl LocalProcessShellSession {
             };
             return Err(launch_error(&options, format!("{why}{status}")));
         }
-        let client = DaemonShellSession::new(
+        let client = VsockShellSession::new(
             ShellDaemonEndpoint::Unix(options.socket_path.clone()),
             options.session_id.clone(),
         )
@@ -153,7 +153,7 @@ impl LocalProcessShellSession {
     }
 
     /// The client of the daemon's session (for streaming, kill, …).
-    pub fn client(&self) -> &DaemonShellSession {
+    pub fn client(&self) -> &VsockShellSession {
         &self.client
     }
 
