@@ -1,7 +1,8 @@
 //! Opening the database and handing out connections.
 //!
 //! Every connection gets `PRAGMA foreign_keys = ON` (SQLite's default is
-//! off, per connection) and a busy timeout; a local file is put in WAL mode
+//! off, per connection); a local one a busy timeout and in-memory temporary
+//! storage (no temp files outside the workspace); a local file is put in WAL mode
 //! so readers never block the writer. Writes go through one writer
 //! connection per process (SQLite allows a single writer anyway) and use
 //! `BEGIN IMMEDIATE`, so a writer in another process waits for the lock
@@ -150,6 +151,13 @@ impl Pool {
         if self.location.is_local() {
             conn.busy_timeout(BUSY_TIMEOUT)
                 .map_err(query_error("setting the busy timeout"))?;
+            // Sorts, transient indices and statement journals stay in
+            // memory: a sandboxed guest may not write the temp directory
+            // SQLite would pick (it tests it with access(2), which
+            // Landlock does not answer, then fails to open the file).
+            conn.execute("PRAGMA temp_store = MEMORY", ())
+                .await
+                .map_err(query_error("keeping temporary storage in memory"))?;
         }
         conn.execute("PRAGMA foreign_keys = ON", ())
             .await
