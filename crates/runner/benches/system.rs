@@ -1,0 +1,389 @@
+//! The whole guest under load, through its real WebSocket gateway: the
+//! `oxydra-vm` binary (memory on, lexical embedder) with the fake LLM
+//! answering instantly, every turn making one `file_list` call in the WASM
+//! sandbox before its answer.
+//!
+//! - B1: one client, turns one after another: `SendTurn` → `TurnCompleted`
+//!   p50/p99 and turns/s.
+//! - B5 / load: N clients at once (100, 500, 1,000), each on its own session
+//!   running several turns: turns/s, round-trip p50/p99, errors (every turn
+//!   must complete or fail loudly: a turn that never answers counts as an
+//!   error), the guest's peak RSS and RSS per session.
+//!
+//! `cargo bench -p runner --bench system` measures; under `cargo test` it
+//! makes one quick smoke pass. Prints a table and one JSON line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use channels::{ClientEvent, ClientEvents, EndpointSource, GatewayClient, GatewayClientConfig};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+use test_support::bench::{Timings, full_run};
+use test_support::{FakeLlm, Script, WhenExhausted, WireFormat};
+use types::config::ProviderEntry;
+use types::protocol::bootstrap::{
+    ApprovalPolicy, MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy, ShellMode,
+    StartupStatusReport,
+};
+use types::protocol::framing::encode_json_frame;
+use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
+use types::runner::SandboxTier;
+use types::{AgentConfig, ProviderType, UserId};
+
+const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
+const SEQUENTIAL_TURNS: usize = 300;
+const LOAD_LEVELS: [usize; 3] = [100, 500, 1_000];
+const TURNS_PER_CLIENT: usize = 3;
+const SMOKE_TURNS: usize = 3;
+const SMOKE_LEVELS: [usize; 1] = [4];
+/// A turn that takes longer than this counts as dropped.
+const TURN_PATIENCE: Duration = Duration::from_secs(120);
+
+fn envelope(workspace: &Path, llm: &FakeLlm) -> Vec<u8> {
+    let mut config = AgentConfig::default();
+    let mut entry = ProviderEntry::new(ProviderType::Openai);
+    entry.base_url = Some(llm.base_url());
+    config.providers.insert("fake".into(), entry);
+    config.selection.provider = Some("fake".into());
+    config.selection.model = Some("gpt-4.1".into());
+    config.reliability.max_attempts = 1;
+    config.gateway.max_connections = 2 * LOAD_LEVELS[2];
+    let envelope = RunnerBootstrapEnvelope {
+        user_id: UserId::parse("bench").expect("valid user id"),
+        sandbox_tier: SandboxTier::Process,
+        workspace_root: workspace.to_owned(),
+        sidecar_endpoint: None,
+        runtime_policy: RunnerRuntimePolicy {
+            shell_mode: ShellMode::Disabled,
+            approval: ApprovalPolicy::Allow,
+            egress: Default::default(),
+            disabled_tools: Vec::new(),
+        },
+        startup_status: StartupStatusReport::default(),
+        agent_config: config,
+        credentials: [("OPENAI_API_KEY".to_owned(), "sk-bench".into())].into(),
+    };
+    encode_json_frame(&envelope, MAX_ENVELOPE_BYTES).expect("envelope encodes")
+}
+
+/// The guest process; killed if the benchmark panics before stopping it.
+struct Guest(Child);
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts the guest and waits for its ready line.
+fn start_guest(home: &Path, frame: &[u8]) -> Guest {
+    let mut child = Command::new(VM)
+        .arg("--bootstrap-stdin")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("oxydra-vm starts");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(frame).expect("envelope written");
+    drop(stdin);
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut ready)
+        .expect("ready line");
+    assert!(
+        ready.starts_with("oxydra-vm ready: "),
+        "unexpected: {ready:?}"
+    );
+    Guest(child)
+}
+
+/// `VmRSS` of a process, in KiB (0 once it is gone).
+fn resident_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A client on a session of its own.
+async fn client_on_new_session(workspace: &Path) -> Result<(GatewayClient, ClientEvents), String> {
+    let config = GatewayClientConfig::new(
+        EndpointSource::File(channels::endpoint_file_in(workspace)),
+        UserId::parse("bench").expect("valid user id"),
+    );
+    let (client, mut events) = GatewayClient::connect(config)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let first = client.session_id();
+    client
+        .send_frame(GatewayClientFrame::NewSession)
+        .await
+        .map_err(|e| format!("new session: {e}"))?;
+    loop {
+        match tokio::time::timeout(TURN_PATIENCE, events.recv()).await {
+            Ok(Some(ClientEvent::Frame(message))) => match message.frame {
+                GatewayServerFrame::HelloAck {
+                    runtime_session_id, ..
+                } if Some(&runtime_session_id) != first.as_ref() => {
+                    return Ok((client, events));
+                }
+                GatewayServerFrame::Error { message, .. } => return Err(message),
+                _ => {}
+            },
+            Ok(Some(_)) => {}
+            Ok(None) => return Err("the connection closed".into()),
+            Err(_) => return Err("no new session in time".into()),
+        }
+    }
+}
+
+/// One turn: its round trip, or why it failed.
+async fn one_turn(
+    client: &GatewayClient,
+    events: &mut ClientEvents,
+    text: &str,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    client
+        .send_frame(GatewayClientFrame::SendTurn {
+            content: text.to_owned(),
+            client_turn_id: None,
+        })
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut tool_ran = false;
+    loop {
+        let event = tokio::time::timeout(TURN_PATIENCE, events.recv())
+            .await
+            .map_err(|_| format!("dropped: no answer within {TURN_PATIENCE:?}"))?
+            .ok_or("the connection closed")?;
+        let ClientEvent::Frame(message) = event else {
+            continue;
+        };
+        match message.frame {
+            GatewayServerFrame::ToolCallFinished { ok, name, .. } => {
+                if !ok {
+                    return Err(format!("tool {name} failed"));
+                }
+                tool_ran = true;
+            }
+            GatewayServerFrame::TurnCompleted { final_message, .. } => {
+                if !tool_ran || !final_message.contains(text) {
+                    return Err(format!("wrong turn: {final_message:?}"));
+                }
+                return Ok(started.elapsed());
+            }
+            GatewayServerFrame::Error { message, .. } => return Err(message),
+            _ => {}
+        }
+    }
+}
+
+/// The results of one load level.
+#[derive(Debug)]
+struct Level {
+    clients: usize,
+    turns: usize,
+    errors: Vec<String>,
+    round_trips: Option<Timings>,
+    wall: Duration,
+    peak_rss_kib: u64,
+}
+
+async fn load_level(workspace: &Path, pid: u32, clients: usize) -> Level {
+    let peak = Arc::new(AtomicU64::new(resident_kib(pid)));
+    let sampler = {
+        let peak = Arc::clone(&peak);
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(resident_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let workspace = workspace.to_owned();
+        tasks.spawn(async move {
+            let mut results = Vec::new();
+            match client_on_new_session(&workspace).await {
+                Ok((client, mut events)) => {
+                    for t in 0..TURNS_PER_CLIENT {
+                        let text = format!("client {c} turn {t}");
+                        results.push(one_turn(&client, &mut events, &text).await);
+                    }
+                    client.shutdown().await;
+                }
+                Err(error) => results.push(Err(error)),
+            }
+            results
+        });
+    }
+    let mut samples = Vec::new();
+    let mut errors = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        for result in joined.expect("client task") {
+            match result {
+                Ok(took) => samples.push(took),
+                Err(error) => errors.push(error),
+            }
+        }
+    }
+    let wall = started.elapsed();
+    sampler.abort();
+    let turns = samples.len();
+    Level {
+        clients,
+        turns,
+        errors,
+        round_trips: (!samples.is_empty()).then(|| Timings::of(samples)),
+        wall,
+        peak_rss_kib: peak.load(Ordering::Relaxed),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+#[tokio::main]
+async fn main() {
+    let full = full_run();
+    let llm = FakeLlm::start_script(Script {
+        format: WireFormat::Openai,
+        when_exhausted: WhenExhausted::ToolThenEcho,
+        replies: Vec::new(),
+    })
+    .await
+    .expect("fake LLM starts");
+    let home = tempfile::tempdir().expect("temporary directory");
+    let workspace = home.path().join("bench");
+    let mut guest = start_guest(home.path(), &envelope(&workspace, &llm));
+    let pid = guest.0.id();
+
+    // B1: one client, one turn after another (the first sets up the WASM
+    // sandbox and is not timed).
+    let (client, mut events) = client_on_new_session(&workspace)
+        .await
+        .expect("first client");
+    one_turn(&client, &mut events, "warm up")
+        .await
+        .expect("warm-up turn");
+    let turns = if full { SEQUENTIAL_TURNS } else { SMOKE_TURNS };
+    let idle_rss = resident_kib(pid);
+    let started = Instant::now();
+    let mut sequential = Vec::with_capacity(turns);
+    for t in 0..turns {
+        let took = one_turn(&client, &mut events, &format!("sequential turn {t}"))
+            .await
+            .expect("a sequential turn completes");
+        sequential.push(took);
+    }
+    let sequential_wall = started.elapsed();
+    client.shutdown().await;
+    let sequential = Timings::of(sequential);
+
+    let levels: Vec<usize> = if full {
+        LOAD_LEVELS.to_vec()
+    } else {
+        SMOKE_LEVELS.to_vec()
+    };
+    let mut results = Vec::new();
+    for clients in levels {
+        results.push(load_level(&workspace, pid, clients).await);
+    }
+    kill(
+        Pid::from_raw(i32::try_from(pid).expect("pid fits")),
+        Signal::SIGTERM,
+    )
+    .expect("SIGTERM delivered");
+    let status = guest.0.wait().expect("oxydra-vm exits");
+    assert!(status.success(), "oxydra-vm stopped with {status}");
+
+    println!(
+        "whole guest through the gateway (fake LLM answering instantly, one file_list per turn){}",
+        if full { "" } else { " (smoke pass)" }
+    );
+    println!(
+        "  B1 sequential: {turns} turns  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} turns/s",
+        ms(sequential.p50),
+        ms(sequential.p99),
+        turns as f64 / sequential_wall.as_secs_f64()
+    );
+    println!(
+        "  idle RSS after warm-up: {:.1} MiB",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "  {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "clients", "turns", "errors", "turns/s", "p50 ms", "p99 ms", "peak MiB", "KiB/sess"
+    );
+    let mut json_levels = Vec::new();
+    for level in &results {
+        let (p50, p99) = level
+            .round_trips
+            .map_or((f64::NAN, f64::NAN), |t| (ms(t.p50), ms(t.p99)));
+        let per_session = level.peak_rss_kib.saturating_sub(idle_rss) as f64 / level.clients as f64;
+        let rate = level.turns as f64 / level.wall.as_secs_f64();
+        println!(
+            "  {:>7} {:>7} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>10.1} {:>10.1}",
+            level.clients,
+            level.turns,
+            level.errors.len(),
+            rate,
+            p50,
+            p99,
+            level.peak_rss_kib as f64 / 1024.0,
+            per_session
+        );
+        for error in level.errors.iter().take(5) {
+            println!("    error: {error}");
+        }
+        json_levels.push(json!({
+            "clients": level.clients,
+            "turns": level.turns,
+            "errors": level.errors.len(),
+            "turns_per_sec": rate,
+            "round_trip_ms": {"p50": p50, "p99": p99},
+            "peak_rss_mib": level.peak_rss_kib as f64 / 1024.0,
+            "rss_per_session_kib": per_session,
+        }));
+    }
+    println!(
+        "{}",
+        json!({
+            "bench": "system",
+            "smoke": !full,
+            "b1": {
+                "turns": turns,
+                "round_trip_ms": {"p50": ms(sequential.p50), "p99": ms(sequential.p99)},
+                "turns_per_sec": turns as f64 / sequential_wall.as_secs_f64(),
+            },
+            "idle_rss_mib": idle_rss as f64 / 1024.0,
+            "load": json_levels,
+        })
+    );
+    let failed: usize = results.iter().map(|level| level.errors.len()).sum();
+    assert_eq!(failed, 0, "every turn must complete");
+}
