@@ -7,13 +7,13 @@
 //! `cargo bench -p runner --bench guest_start` measures; under `cargo test`
 //! it makes one quick smoke pass. Prints a table and one JSON line.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "common/guest.rs"]
+mod guest;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use guest::{Guest, resident_kib};
 use serde_json::json;
 use test_support::bench::{full_run, percentile};
 use types::config::ProviderEntry;
@@ -25,7 +25,6 @@ use types::protocol::framing::encode_json_frame;
 use types::runner::SandboxTier;
 use types::{AgentConfig, ProviderType, UserId};
 
-const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
 const STARTS: usize = 30;
 const SMOKE_STARTS: usize = 2;
 /// How long the guest sits idle before its memory is read.
@@ -63,47 +62,12 @@ fn envelope(workspace: &Path) -> Vec<u8> {
 /// One start: time to the ready line, then resident memory after `IDLE`.
 fn start_once(home: &Path, frame: &[u8]) -> (Duration, u64) {
     let started = Instant::now();
-    let mut child: Child = Command::new(VM)
-        .arg("--bootstrap-stdin")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("oxydra-vm starts");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(frame).expect("envelope written");
-    drop(stdin);
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
-        .read_line(&mut ready)
-        .expect("ready line");
+    let guest = Guest::start(home, frame);
     let elapsed = started.elapsed();
-    assert!(
-        ready.starts_with("oxydra-vm ready: "),
-        "unexpected: {ready:?}"
-    );
     std::thread::sleep(IDLE);
-    let rss = resident_kib(child.id());
-    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
-    kill(pid, Signal::SIGTERM).expect("SIGTERM delivered");
-    let status = child.wait().expect("oxydra-vm exits");
-    assert!(status.success(), "oxydra-vm stopped with {status}");
+    let rss = resident_kib(guest.pid());
+    guest.stop();
     (elapsed, rss)
-}
-
-/// `VmRSS` of a process, in KiB.
-fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS present")
 }
 
 fn main() {

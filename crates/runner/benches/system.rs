@@ -13,16 +13,16 @@
 //! `cargo bench -p runner --bench system` measures; under `cargo test` it
 //! makes one quick smoke pass. Prints a table and one JSON line.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "common/guest.rs"]
+mod guest;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use channels::{ClientEvent, ClientEvents, EndpointSource, GatewayClient, GatewayClientConfig};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use guest::{Guest, resident_kib};
 use serde_json::json;
 use test_support::bench::{Timings, full_run};
 use test_support::{FakeLlm, Script, WhenExhausted, WireFormat};
@@ -36,7 +36,6 @@ use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
 use types::runner::SandboxTier;
 use types::{AgentConfig, ProviderType, UserId};
 
-const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
 const SEQUENTIAL_TURNS: usize = 300;
 const LOAD_LEVELS: [usize; 3] = [100, 500, 1_000];
 const TURNS_PER_CLIENT: usize = 3;
@@ -70,59 +69,6 @@ fn envelope(workspace: &Path, llm: &FakeLlm) -> Vec<u8> {
         credentials: [("OPENAI_API_KEY".to_owned(), "sk-bench".into())].into(),
     };
     encode_json_frame(&envelope, MAX_ENVELOPE_BYTES).expect("envelope encodes")
-}
-
-/// The guest process; killed if the benchmark panics before stopping it.
-struct Guest(Child);
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Starts the guest and waits for its ready line.
-fn start_guest(home: &Path, frame: &[u8]) -> Guest {
-    let mut child = Command::new(VM)
-        .arg("--bootstrap-stdin")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("oxydra-vm starts");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(frame).expect("envelope written");
-    drop(stdin);
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
-        .read_line(&mut ready)
-        .expect("ready line");
-    assert!(
-        ready.starts_with("oxydra-vm ready: "),
-        "unexpected: {ready:?}"
-    );
-    Guest(child)
-}
-
-/// `VmRSS` of a process, in KiB (0 once it is gone).
-fn resident_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// A client on a session of its own.
@@ -279,8 +225,8 @@ async fn main() {
     .expect("fake LLM starts");
     let home = tempfile::tempdir().expect("temporary directory");
     let workspace = home.path().join("bench");
-    let mut guest = start_guest(home.path(), &envelope(&workspace, &llm));
-    let pid = guest.0.id();
+    let guest = Guest::start(home.path(), &envelope(&workspace, &llm));
+    let pid = guest.pid();
 
     // B1: one client, one turn after another (the first sets up the WASM
     // sandbox and is not timed).
@@ -313,13 +259,7 @@ async fn main() {
     for clients in levels {
         results.push(load_level(&workspace, pid, clients).await);
     }
-    kill(
-        Pid::from_raw(i32::try_from(pid).expect("pid fits")),
-        Signal::SIGTERM,
-    )
-    .expect("SIGTERM delivered");
-    let status = guest.0.wait().expect("oxydra-vm exits");
-    assert!(status.success(), "oxydra-vm stopped with {status}");
+    guest.stop();
 
     println!(
         "whole guest through the gateway (fake LLM answering instantly, one file_list per turn){}",

@@ -187,9 +187,7 @@ impl GuestProcess {
                     detail: self.stderr_detail(),
                 });
             }
-            if let Ok(text) = std::fs::read_to_string(&self.endpoint_file)
-                && let Ok(endpoint) = GatewayEndpoint::parse(&text)
-            {
+            if let Some(endpoint) = written_endpoint(&self.endpoint_file) {
                 return Ok(Some(endpoint));
             }
             if Instant::now() >= deadline {
@@ -257,6 +255,13 @@ impl GuestProcess {
         .await;
         self.forwarders.abort_all();
     }
+}
+
+/// The endpoint in `path` once the guest has written it whole (it renames
+/// the file into place, so a parsable file is a complete one).
+pub(super) fn written_endpoint(path: &Path) -> Option<GatewayEndpoint> {
+    let text = std::fs::read_to_string(path).ok()?;
+    GatewayEndpoint::parse(&text).ok()
 }
 
 pub(super) fn remove_if_present(path: &Path) -> Result<(), HostError> {

@@ -10,7 +10,6 @@ use tokio::net::TcpStream;
 use types::config::Environment;
 use types::protocol::bootstrap::RunnerBootstrapEnvelope;
 use types::protocol::control::{ControlRequest, ControlResponse};
-use types::protocol::gateway::GatewayEndpoint;
 
 use types::runner::SandboxTier;
 
@@ -18,7 +17,7 @@ use super::HostError;
 use super::container::spec::{GUEST_ROOTLESS_ID, PairSpec};
 use super::context::{RunnerContext, TierChoice};
 use super::control::{SocketProbe, probe};
-use super::launch::locate_guest_binary;
+use super::launch::{locate_guest_binary, written_endpoint};
 
 /// How long the check for a live guest waits for its gateway port.
 const LIVE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -114,10 +113,7 @@ pub async fn ensure_not_running(context: &RunnerContext) -> Result<(), HostError
         SocketProbe::Absent => {}
     }
     let endpoint_file = &context.paths.endpoint_file;
-    let Ok(text) = std::fs::read_to_string(endpoint_file) else {
-        return Ok(());
-    };
-    let Ok(endpoint) = GatewayEndpoint::parse(&text) else {
+    let Some(endpoint) = written_endpoint(endpoint_file) else {
         return Ok(());
     };
     if let Some(address) = socket_address(&endpoint.url)

@@ -32,7 +32,9 @@ use types::protocol::gateway::GatewayEndpoint;
 use types::protocol::shell::{ShellDaemonRequest, ShellDaemonResponse};
 
 use super::HostError;
-use super::launch::{OutputSink, OutputWriter, Stream, Tail, remove_if_present, tail_detail};
+use super::launch::{
+    OutputSink, OutputWriter, Stream, Tail, remove_if_present, tail_detail, written_endpoint,
+};
 use spec::{PairSpec, SHELL_SOCKET_NAME, guest_shell_endpoint};
 
 /// How long the shell daemon may take to answer on its socket.
@@ -237,9 +239,7 @@ impl ContainerPair {
     ) -> Result<Option<GatewayEndpoint>, HostError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(text) = std::fs::read_to_string(&self.endpoint_file)
-                && let Ok(endpoint) = GatewayEndpoint::parse(&text)
-            {
+            if let Some(endpoint) = written_endpoint(&self.endpoint_file) {
                 // The guest has read it; the credentials leave the disk.
                 remove_if_present(&self.bootstrap_file)?;
                 return Ok(Some(endpoint));

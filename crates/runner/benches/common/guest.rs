@@ -1,0 +1,79 @@
+//! The `oxydra-vm` process as the benchmarks drive it (shared by the
+//! `guest_start` and `system` harnesses through `#[path]`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
+
+/// A running guest; killed if the benchmark panics before stopping it.
+pub struct Guest(Child);
+
+impl Guest {
+    /// Starts `oxydra-vm --bootstrap-stdin` in `home` (cleared environment,
+    /// as the runner starts it) and returns once it printed its ready line.
+    pub fn start(home: &Path, frame: &[u8]) -> Self {
+        let mut child = Command::new(VM)
+            .arg("--bootstrap-stdin")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("oxydra-vm starts");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(frame).expect("envelope written");
+        drop(stdin);
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut ready)
+            .expect("ready line");
+        assert!(
+            ready.starts_with("oxydra-vm ready: "),
+            "unexpected: {ready:?}"
+        );
+        Self(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGTERM, and the guest must stop cleanly.
+    pub fn stop(mut self) {
+        let pid = Pid::from_raw(i32::try_from(self.0.id()).expect("pid fits"));
+        kill(pid, Signal::SIGTERM).expect("SIGTERM delivered");
+        let status = self.0.wait().expect("oxydra-vm exits");
+        assert!(status.success(), "oxydra-vm stopped with {status}");
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `VmRSS` of a process, in KiB (0 once it is gone).
+pub fn resident_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
