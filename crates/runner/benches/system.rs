@@ -233,7 +233,7 @@ async fn main() {
     let (client, mut events) = client_on_new_session(&workspace)
         .await
         .expect("first client");
-    one_turn(&client, &mut events, "warm up")
+    let first_turn = one_turn(&client, &mut events, "warm up")
         .await
         .expect("warm-up turn");
     let turns = if full { SEQUENTIAL_TURNS } else { SMOKE_TURNS };
@@ -270,6 +270,10 @@ async fn main() {
         ms(sequential.p50),
         ms(sequential.p99),
         turns as f64 / sequential_wall.as_secs_f64()
+    );
+    println!(
+        "  first turn (sets the WASM sandbox up): {:.1} ms",
+        ms(first_turn)
     );
     println!(
         "  idle RSS after warm-up: {:.1} MiB",
@@ -320,6 +324,7 @@ async fn main() {
                 "round_trip_ms": {"p50": ms(sequential.p50), "p99": ms(sequential.p99)},
                 "turns_per_sec": turns as f64 / sequential_wall.as_secs_f64(),
             },
+            "first_turn_ms": ms(first_turn),
             "idle_rss_mib": idle_rss as f64 / 1024.0,
             "load": json_levels,
         })
