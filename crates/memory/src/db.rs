@@ -21,6 +21,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Idle reader connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
+/// How much of a local database file is memory-mapped (SQLite caps it at
+/// its compile-time maximum, 2 GiB).
+const MMAP_BYTES: u64 = 2 << 30;
 
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +161,21 @@ impl Pool {
             conn.execute("PRAGMA temp_store = MEMORY", ())
                 .await
                 .map_err(query_error("keeping temporary storage in memory"))?;
+            // Pages are read from the mapped file instead of being copied
+            // in by a `pread` each: a query walks many index pages (DiskANN
+            // nodes, FTS5 doclists), and at 100k chunks that copying was
+            // a third of a hybrid query. Address space only; the kernel's
+            // page cache holds the pages either way.
+            let mut rows = conn
+                .query(&format!("PRAGMA mmap_size = {MMAP_BYTES}"), ())
+                .await
+                .map_err(query_error("mapping the database file"))?;
+            while rows
+                .next()
+                .await
+                .map_err(query_error("mapping the database file"))?
+                .is_some()
+            {}
         }
         conn.execute("PRAGMA foreign_keys = ON", ())
             .await
@@ -167,19 +185,31 @@ impl Pool {
 
     /// An idle reader, or a new one.
     pub(crate) async fn reader(&self) -> Result<Reader<'_>, MemoryError> {
+        let conn = self.take_reader().await?;
+        Ok(Reader { pool: self, conn })
+    }
+
+    /// An idle read connection, or a new one, owned by the caller: work
+    /// that may outlive its caller (a task on the blocking pool) holds it
+    /// and hands it back with `release_reader` when done.
+    pub(crate) async fn take_reader(&self) -> Result<Connection, MemoryError> {
         let idle = self
             .readers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
-        Ok(Reader { pool: self, conn })
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.connect().await,
+        }
     }
 
-    fn release_reader(&self, conn: Connection) {
+    /// Keeps `conn` for the next reader; one left inside a transaction (a
+    /// cancelled caller) is not reused.
+    pub(crate) fn release_reader(&self, conn: Connection) {
+        if !conn.is_autocommit() {
+            return;
+        }
         let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
@@ -227,12 +257,24 @@ impl std::ops::Deref for Reader<'_> {
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        // A connection left inside a transaction (a cancelled caller) is
-        // not reused.
-        if self.conn.is_autocommit() {
-            self.pool.release_reader(self.conn.clone());
-        }
+        self.pool.release_reader(self.conn.clone());
     }
+}
+
+/// Runs `work` on tokio's blocking pool and waits for it. libSQL's local
+/// calls are synchronous under their async signatures: a search of a large
+/// database run inline would hold a runtime worker, and every task queued
+/// on it, for milliseconds. `Handle::block_on` still drives a remote
+/// database's network I/O from there.
+pub(crate) async fn off_runtime<T, F>(work: F) -> Result<T, MemoryError>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work))
+        .await
+        .map_err(|error| MemoryError::Query(format!("a database task failed: {error}")))
 }
 
 /// An open write transaction on the writer connection.

@@ -1,7 +1,8 @@
 //! Turning user text into a safe FTS5 query. The text is never passed to
 //! `MATCH` as is: it is split into words (letters and digits), each word
 //! becomes a double-quoted string (quotes doubled, though words hold none),
-//! and the strings are joined with `OR`. FTS5 operators in the input —
+//! the strings are joined with `OR`, and the whole is limited to the
+//! `chunk_text` column (a word never matches a session key). FTS5 operators in the input —
 //! `"`, `*`, `^`, `NEAR(`, `AND`/`OR`/`NOT`, `-`, `:` column filters,
 //! parentheses — can therefore only ever be searched for as words, never
 //! parsed as syntax.
@@ -9,7 +10,8 @@
 /// Words used from one query; the rest is ignored (bounded query cost).
 const MAX_TERMS: usize = 32;
 
-/// The `MATCH` expression for `query`, or `None` when it has no words.
+/// The `MATCH` expression for `query` over chunk text, or `None` when it
+/// has no words.
 pub fn match_expression(query: &str) -> Option<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in query
@@ -27,13 +29,20 @@ pub fn match_expression(query: &str) -> Option<String> {
     if terms.is_empty() {
         return None;
     }
-    Some(
-        terms
-            .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" OR "),
-    )
+    let alternatives = terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    Some(format!("chunk_text : ({alternatives})"))
+}
+
+/// `expression` restricted to the chunks of one session: the session's
+/// key is indexed in the `fts_session` column (migration 0004) as the
+/// upper-case hex of its UTF-8 bytes, one token whatever the id holds.
+pub(crate) fn in_session(session_id: &str, expression: &str) -> String {
+    let key: String = session_id.bytes().map(|b| format!("{b:02X}")).collect();
+    format!("fts_session : \"{key}\" AND {expression}")
 }
 
 #[cfg(test)]
@@ -41,7 +50,8 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expected: Option<&str>) {
-        assert_eq!(match_expression(input).as_deref(), expected, "{input}");
+        let expected = expected.map(|terms| format!("chunk_text : ({terms})"));
+        assert_eq!(match_expression(input), expected, "{input}");
     }
 
     #[test]
@@ -56,6 +66,14 @@ mod tests {
         check("café naïve 東京", Some("\"café\" OR \"naïve\" OR \"東京\""));
         check("*** ((( ---", None);
         check("", None);
+    }
+
+    #[test]
+    fn a_session_restriction_is_one_hex_token() {
+        assert_eq!(
+            in_session("s-1 é\"", "chunk_text : (\"plan\")"),
+            "fts_session : \"732D3120C3A922\" AND chunk_text : (\"plan\")"
+        );
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "vector_index",
         sql: include_str!("../migrations/0003_vector_index.sql"),
     },
+    Migration {
+        version: 4,
+        name: "fts_session",
+        sql: include_str!("../migrations/0004_fts_session.sql"),
+    },
 ];
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS memory_migrations (

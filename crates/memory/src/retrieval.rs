@@ -22,8 +22,8 @@ use types::{
     SummaryWriteOutcome, UpsertOutcome,
 };
 
-use crate::db::{now_ms, query_error};
-use crate::fts::match_expression;
+use crate::db::{now_ms, off_runtime, query_error};
+use crate::fts::{in_session, match_expression};
 use crate::state::{StoredSummary, read_state, touch_session, write_state};
 use crate::store::{LibsqlMemory, check_session_id};
 use crate::text::{chunk, chunk_id, content_hash};
@@ -35,6 +35,9 @@ const MIN_CANDIDATES: usize = 20;
 const MAX_CANDIDATES: usize = 200;
 /// How many index neighbours are fetched per wanted candidate.
 const INDEX_OVERSAMPLE: usize = 4;
+/// How many full-text matches of all sessions are ranked per wanted
+/// candidate when a large session is searched.
+const FTS_OVERSAMPLE: usize = 4;
 
 /// One chunk ready to insert.
 #[derive(Debug, Clone)]
@@ -199,118 +202,192 @@ fn min_max(candidates: &mut [Candidate], flat: fn(f64) -> f64) {
     }
 }
 
-impl LibsqlMemory {
-    fn session_filter(&self) -> &'static str {
-        match self.options.scope {
-            RetrievalScope::Session => "AND c.session_id = ?3",
-            RetrievalScope::User => "AND (?3 IS NOT NULL)",
-        }
-    }
+/// What one hybrid query searches, owned so that each half (vector and
+/// full text) can run on a thread of its own.
+#[derive(Debug, Clone)]
+struct Search {
+    scope: RetrievalScope,
+    session_id: String,
+    model: String,
+    /// Candidates taken from each list.
+    wanted: usize,
+}
 
-    /// Nearest neighbours by cosine similarity (`1 - distance`).
-    async fn vector_candidates(
-        &self,
-        conn: &Connection,
-        session_id: &str,
-        query: &[f32],
-        wanted: usize,
-    ) -> Result<Vec<Candidate>, MemoryError> {
-        let model = self.embedder.model_name();
-        let blob = vector_blob(query);
-        let filter = self.session_filter();
-        let size_sql = match self.options.scope {
-            RetrievalScope::Session => {
-                "SELECT count(*) FROM (SELECT 1 FROM chunks c JOIN chunks_vec v
-                     ON v.chunk_id = c.chunk_id AND v.embedding_model = ?1
-                 WHERE c.session_id = ?2 LIMIT ?3)"
-            }
-            RetrievalScope::User => {
-                "SELECT count(*) FROM (SELECT 1 FROM chunks_vec
-                 WHERE embedding_model = ?1 AND ?2 IS NOT NULL LIMIT ?3)"
-            }
-        };
-        let failed = query_error("sizing the vector search");
-        let mut rows = conn
-            .query(size_sql, (model, session_id, EXACT_SCAN_MAX + 1))
-            .await
-            .map_err(&failed)?;
-        let scope_size: i64 = match rows.next().await.map_err(&failed)? {
-            Some(row) => row.get(0).map_err(&failed)?,
-            None => 0,
-        };
-        if scope_size == 0 {
-            return Ok(Vec::new());
+fn session_filter(scope: RetrievalScope) -> &'static str {
+    match scope {
+        RetrievalScope::Session => "AND c.session_id = ?3",
+        RetrievalScope::User => "AND (?3 IS NOT NULL)",
+    }
+}
+
+/// How many chunks the query searches, counted up to `EXACT_SCAN_MAX + 1`
+/// from an index without touching the rows: the session's chunks, or the
+/// user's vectors of this model. Enough to choose between plans.
+async fn scope_size(conn: &Connection, search: &Search) -> Result<i64, MemoryError> {
+    let sql = match search.scope {
+        RetrievalScope::Session => {
+            "SELECT count(*) FROM (SELECT 1 FROM chunks
+             WHERE session_id = ?2 AND ?1 IS NOT NULL LIMIT ?3)"
         }
-        let limit = i64::try_from(wanted).unwrap_or(i64::MAX);
-        if scope_size > EXACT_SCAN_MAX {
-            let k = i64::try_from(wanted * INDEX_OVERSAMPLE).unwrap_or(i64::MAX);
-            let sql = format!(
-                "SELECT {CANDIDATE_COLUMNS}, 1.0 - vector_distance_cos(v.embedding, vector32(?1))
-                 FROM vector_top_k('chunks_vec_idx', vector32(?1), ?4) AS t
-                 JOIN chunks_vec v ON v.id = t.id
-                 JOIN chunks c ON c.chunk_id = v.chunk_id
-                 LEFT JOIN files f ON f.file_id = c.file_id
-                 WHERE v.embedding_model = ?2 {filter}
-                 ORDER BY 7 DESC LIMIT ?5"
-            );
-            let rows = conn
-                .query(&sql, (blob.clone(), model, session_id, k, limit))
-                .await
-                .map_err(query_error("searching the vector index"))?;
-            let found = read_candidates(rows, "searching the vector index").await?;
-            if found.len() >= wanted.min(usize::try_from(scope_size).unwrap_or(usize::MAX)) {
-                return Ok(found);
-            }
-            tracing::debug!(
-                found = found.len(),
-                wanted,
-                "vector index returned too few rows of this scope; scanning exactly"
-            );
+        RetrievalScope::User => {
+            "SELECT count(*) FROM (SELECT 1 FROM chunks_vec
+             WHERE embedding_model = ?1 AND ?2 IS NOT NULL LIMIT ?3)"
         }
+    };
+    let failed = query_error("sizing the search");
+    let mut rows = conn
+        .query(
+            sql,
+            (
+                search.model.as_str(),
+                search.session_id.as_str(),
+                EXACT_SCAN_MAX + 1,
+            ),
+        )
+        .await
+        .map_err(&failed)?;
+    match rows.next().await.map_err(&failed)? {
+        Some(row) => row.get(0).map_err(&failed),
+        None => Ok(0),
+    }
+}
+
+/// Nearest neighbours by cosine similarity (`1 - distance`).
+async fn vector_candidates(
+    conn: &Connection,
+    search: &Search,
+    query: &[f32],
+) -> Result<Vec<Candidate>, MemoryError> {
+    let Search {
+        scope,
+        session_id,
+        model,
+        wanted,
+    } = search;
+    let (model, session_id, wanted) = (model.as_str(), session_id.as_str(), *wanted);
+    let blob = vector_blob(query);
+    let filter = session_filter(*scope);
+    let scope_size = scope_size(conn, search).await?;
+    if scope_size == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(wanted).unwrap_or(i64::MAX);
+    if scope_size > EXACT_SCAN_MAX {
+        let k = i64::try_from(wanted * INDEX_OVERSAMPLE).unwrap_or(i64::MAX);
         let sql = format!(
             "SELECT {CANDIDATE_COLUMNS}, 1.0 - vector_distance_cos(v.embedding, vector32(?1))
-             FROM chunks c
-             JOIN chunks_vec v ON v.chunk_id = c.chunk_id AND v.embedding_model = ?2
+             FROM vector_top_k('chunks_vec_idx', vector32(?1), ?4) AS t
+             JOIN chunks_vec v ON v.id = t.id
+             JOIN chunks c ON c.chunk_id = v.chunk_id
              LEFT JOIN files f ON f.file_id = c.file_id
-             WHERE 1 {filter}
-             ORDER BY 7 DESC LIMIT ?4"
+             WHERE v.embedding_model = ?2 {filter}
+             ORDER BY 7 DESC LIMIT ?5"
         );
         let rows = conn
-            .query(&sql, (blob, model, session_id, limit))
+            .query(&sql, (blob.clone(), model, session_id, k, limit))
             .await
-            .map_err(query_error("scanning vectors"))?;
-        read_candidates(rows, "scanning vectors").await
+            .map_err(query_error("searching the vector index"))?;
+        let found = read_candidates(rows, "searching the vector index").await?;
+        if found.len() >= wanted.min(usize::try_from(scope_size).unwrap_or(usize::MAX)) {
+            return Ok(found);
+        }
+        tracing::debug!(
+            found = found.len(),
+            wanted,
+            "vector index returned too few rows of this scope; scanning exactly"
+        );
     }
+    let sql = format!(
+        "SELECT {CANDIDATE_COLUMNS}, 1.0 - vector_distance_cos(v.embedding, vector32(?1))
+         FROM chunks c
+         JOIN chunks_vec v ON v.chunk_id = c.chunk_id AND v.embedding_model = ?2
+         LEFT JOIN files f ON f.file_id = c.file_id
+         WHERE 1 {filter}
+         ORDER BY 7 DESC LIMIT ?4"
+    );
+    let rows = conn
+        .query(&sql, (blob, model, session_id, limit))
+        .await
+        .map_err(query_error("scanning vectors"))?;
+    read_candidates(rows, "scanning vectors").await
+}
 
-    /// Full-text matches by `-bm25()` (higher is better).
-    async fn fts_candidates(
-        &self,
-        conn: &Connection,
-        session_id: &str,
-        expression: &str,
-        wanted: usize,
-    ) -> Result<Vec<Candidate>, MemoryError> {
-        let filter = self.session_filter();
-        let sql = format!(
-            "SELECT {CANDIDATE_COLUMNS}, -bm25(chunks_fts)
-             FROM chunks_fts
-             JOIN chunks c ON c.id = chunks_fts.rowid
-             LEFT JOIN files f ON f.file_id = c.file_id
-             WHERE chunks_fts MATCH ?1 {filter}
-             ORDER BY 7 DESC LIMIT ?2"
-        );
-        let rows = conn
-            .query(
-                &sql,
-                (
-                    expression,
-                    i64::try_from(wanted).unwrap_or(i64::MAX),
-                    session_id,
-                ),
-            )
-            .await
-            .map_err(query_error("full-text search"))?;
-        read_candidates(rows, "full-text search").await
+/// Full-text matches by `-bm25()` over the chunk text (higher is
+/// better), ranked and cut by FTS5 before any chunk row is read.
+///
+/// In session scope a small session is searched with the session's key in
+/// the `MATCH` (other sessions' matches are never ranked). For a large
+/// session that restriction costs more than it saves (FTS5 steps through
+/// the session's whole key list, ~4 ms at 100k chunks), and the session is
+/// likely a large share of the database: the best matches of all sessions
+/// are ranked first, and the restricted search runs only when too few of
+/// them are this session's.
+async fn fts_candidates(
+    conn: &Connection,
+    search: &Search,
+    expression: &str,
+) -> Result<Vec<Candidate>, MemoryError> {
+    if search.scope == RetrievalScope::User {
+        return ranked_fts(conn, expression, search.wanted).await;
+    }
+    if scope_size(conn, search).await? > EXACT_SCAN_MAX {
+        let limit = search.wanted * FTS_OVERSAMPLE;
+        let mut found = ranked_fts(conn, expression, limit).await?;
+        let complete = found.len() < limit;
+        found.retain(|c| c.session_id == search.session_id);
+        if complete || found.len() >= search.wanted {
+            found.truncate(search.wanted);
+            return Ok(found);
+        }
+    }
+    // The key is the id's exact (hex) encoding: every match is this
+    // session's.
+    ranked_fts(
+        conn,
+        &in_session(&search.session_id, expression),
+        search.wanted,
+    )
+    .await
+}
+
+/// The `limit` best chunks matching `expression`, best first.
+async fn ranked_fts(
+    conn: &Connection,
+    expression: &str,
+    limit: usize,
+) -> Result<Vec<Candidate>, MemoryError> {
+    let sql = format!(
+        "SELECT {CANDIDATE_COLUMNS}, m.score
+         FROM (SELECT rowid AS id, -bm25(chunks_fts, 1.0, 0.0) AS score
+               FROM chunks_fts WHERE chunks_fts MATCH ?1
+               ORDER BY score DESC LIMIT ?2) AS m
+         JOIN chunks c ON c.id = m.id
+         LEFT JOIN files f ON f.file_id = c.file_id
+         ORDER BY m.score DESC"
+    );
+    let rows = conn
+        .query(&sql, (expression, i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await
+        .map_err(query_error("full-text search"))?;
+    read_candidates(rows, "full-text search").await
+}
+
+impl LibsqlMemory {
+    /// Runs one half of a hybrid query on the blocking pool with a read
+    /// connection of its own (see `off_runtime`).
+    async fn search<F, Fut>(&self, search: Search, run: F) -> Result<Vec<Candidate>, MemoryError>
+    where
+        F: FnOnce(Connection, Search) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<Candidate>, MemoryError>> + Send + 'static,
+    {
+        let conn = self.pool.take_reader().await?;
+        let (conn, found) = off_runtime(async move {
+            let found = run(conn.clone(), search).await;
+            (conn, found)
+        })
+        .await?;
+        self.pool.release_reader(conn);
+        found
     }
 
     async fn upsert_source(
@@ -399,19 +476,36 @@ impl MemoryRetrieval for LibsqlMemory {
                 None
             }
         };
-        let conn = self.pool.reader().await?;
-        let mut vector = match &query_vector {
-            Some(v) => self.vector_candidates(&conn, session_id, v, wanted).await?,
-            None => Vec::new(),
+        let search = Search {
+            scope: self.options.scope,
+            session_id: session_id.to_owned(),
+            model: self.embedder.model_name().to_owned(),
+            wanted,
         };
-        let mut fts = match match_expression(query) {
-            Some(expression) => {
-                self.fts_candidates(&conn, session_id, &expression, wanted)
-                    .await?
+        // The two searches run at once, each on its own connection.
+        let vector = async {
+            match query_vector {
+                Some(v) => {
+                    self.search(search.clone(), move |conn, search| async move {
+                        vector_candidates(&conn, &search, &v).await
+                    })
+                    .await
+                }
+                None => Ok(Vec::new()),
             }
-            None => Vec::new(),
         };
-        drop(conn);
+        let fts = async {
+            match match_expression(query) {
+                Some(expression) => {
+                    self.search(search.clone(), move |conn, search| async move {
+                        fts_candidates(&conn, &search, &expression).await
+                    })
+                    .await
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let (mut vector, mut fts) = tokio::try_join!(vector, fts)?;
         // A neighbour pointing away from the query (cosine <= 0) carries no
         // evidence of relevance.
         vector.retain(|c| c.raw > 0.0);

@@ -5,7 +5,7 @@ use memory::migrations::{MIGRATIONS, applied_version, apply};
 use serde_json::json;
 use types::{Memory, MemoryRetrieval};
 
-use crate::{count, open};
+use crate::{assert_fts_matches_chunks, count, open};
 
 #[tokio::test]
 async fn an_old_database_is_upgraded_without_data_loss() {
@@ -62,6 +62,7 @@ async fn an_old_database_is_upgraded_without_data_loss() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].chunk_id, "c-legacy");
     assert_eq!(hits[0].fts_score, 1.0);
+    assert_fts_matches_chunks(&path).await;
     // Reopening applies nothing twice.
     drop(memory);
     let memory = open(&path).await;

@@ -374,3 +374,61 @@ async fn large_scopes_use_the_vector_index_and_small_ones_stay_exact() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].session_id, "small");
 }
+
+#[tokio::test]
+async fn a_large_session_finds_its_own_matches_when_another_session_has_better_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let memory = open(&path).await;
+    // More chunks than the exact-scan limit, two of them about zebras.
+    let mut inputs: Vec<ChunkInput> = (0..2100)
+        .map(|i| ChunkInput {
+            text: format!("ledger line {i} balanced against account {}", i % 89),
+            source_uri: None,
+            sequence_start: i,
+            sequence_end: i,
+            metadata: serde_json::Value::Null,
+        })
+        .collect();
+    for (i, text) in [
+        "a zebra was seen near the long river bank at dawn",
+        "the zoo report mentions one zebra among many other animals",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        inputs[i * 1000].text = text.to_owned();
+    }
+    memory.upsert_chunks("big", inputs).await.unwrap();
+    // Another session whose matches all rank higher (short, repeated).
+    let zebras: Vec<ChunkInput> = (0..120)
+        .map(|i| ChunkInput {
+            text: format!("zebra zebra {i}"),
+            source_uri: None,
+            sequence_start: i,
+            sequence_end: i,
+            metadata: serde_json::Value::Null,
+        })
+        .collect();
+    memory.upsert_chunks("herd", zebras).await.unwrap();
+
+    // The 80 best full-text matches of all sessions are the other
+    // session's; this session's are found by the restricted search.
+    let hits = memory.hybrid_query("big", "zebra", 5).await.unwrap();
+    let mut texts: Vec<&str> = hits[..2].iter().map(|h| h.text.as_str()).collect();
+    texts.sort_unstable();
+    assert_eq!(
+        texts,
+        [
+            "a zebra was seen near the long river bank at dawn",
+            "the zoo report mentions one zebra among many other animals",
+        ],
+        "{hits:#?}"
+    );
+    assert_eq!(hits[0].fts_score, 1.0, "{hits:#?}");
+    assert!(hits.iter().all(|h| h.session_id == "big"), "{hits:#?}");
+    // The other session still finds its own.
+    let hits = memory.hybrid_query("herd", "zebra", 5).await.unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h.session_id == "herd"), "{hits:#?}");
+}

@@ -3,7 +3,7 @@
 use serde_json::json;
 use types::{Memory, MemoryError, MemoryRetrieval, MemorySummaryState, Message};
 
-use crate::{count, open};
+use crate::{assert_fts_matches_chunks, count, open};
 
 #[tokio::test]
 async fn events_survive_reopening_and_forget_is_durable() {
@@ -188,6 +188,7 @@ async fn forget_cascades_to_every_dependent_row() {
     let mut integrity = memory.integrity_check().await.unwrap();
     integrity.make_ascii_lowercase();
     assert_eq!(integrity, "ok");
+    assert_fts_matches_chunks(&path).await;
 }
 
 #[tokio::test]
