@@ -10,17 +10,20 @@
 //! Readers take a connection from a small pool of idle ones.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use libsql::{Builder, Connection, Database};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use types::{MemoryError, SecretString};
 
 /// How long a statement waits for another connection's lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Idle reader connections kept for reuse.
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections open at once; a caller beyond it waits for one. Reads
+/// are CPU-bound, and each connection has its own page cache: unbounded,
+/// a thousand concurrent searches held a thousand caches.
+const MAX_READERS: usize = 4;
 /// How much of a local database file is memory-mapped (SQLite caps it at
 /// its compile-time maximum, 2 GiB).
 const MMAP_BYTES: u64 = 2 << 30;
@@ -55,6 +58,7 @@ pub(crate) struct Pool {
     /// `None` after a failed rollback: the next write opens a fresh one.
     writer: tokio::sync::Mutex<Option<Connection>>,
     readers: Mutex<Vec<Connection>>,
+    reader_slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -108,6 +112,7 @@ impl Pool {
             location,
             writer: tokio::sync::Mutex::new(None),
             readers: Mutex::new(Vec::new()),
+            reader_slots: Arc::new(Semaphore::new(MAX_READERS)),
         };
         if pool.location.is_local() {
             // WAL is a property of the file: set once, it sticks.
@@ -177,42 +182,60 @@ impl Pool {
                 .is_some()
             {}
         }
+        // The first statement a server sees: a refused token fails here.
         conn.execute("PRAGMA foreign_keys = ON", ())
             .await
-            .map_err(query_error("enabling foreign keys"))?;
+            .map_err(|e| {
+                MemoryError::Connection(format!(
+                    "cannot use memory database {}: enabling foreign keys: {e}",
+                    self.describe()
+                ))
+            })?;
         Ok(conn)
     }
 
     /// An idle reader, or a new one.
     pub(crate) async fn reader(&self) -> Result<Reader<'_>, MemoryError> {
-        let conn = self.take_reader().await?;
-        Ok(Reader { pool: self, conn })
+        let (conn, _slot) = self.take_reader().await?;
+        Ok(Reader {
+            pool: self,
+            conn,
+            _slot,
+        })
     }
 
-    /// An idle read connection, or a new one, owned by the caller: work
-    /// that may outlive its caller (a task on the blocking pool) holds it
-    /// and hands it back with `release_reader` when done.
-    pub(crate) async fn take_reader(&self) -> Result<Connection, MemoryError> {
+    /// An idle read connection, or a new one, once one of the
+    /// `MAX_READERS` slots is free; owned by the caller: work that may
+    /// outlive its caller (a task on the blocking pool) holds it and the
+    /// slot, hands the connection back with `release_reader` when done,
+    /// then drops the slot.
+    pub(crate) async fn take_reader(
+        &self,
+    ) -> Result<(Connection, OwnedSemaphorePermit), MemoryError> {
+        let slot = Arc::clone(&self.reader_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| MemoryError::Connection("the memory database is closed".into()))?;
         let idle = self
             .readers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        match idle {
-            Some(conn) => Ok(conn),
-            None => self.connect().await,
-        }
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        Ok((conn, slot))
     }
 
     /// Keeps `conn` for the next reader; one left inside a transaction (a
     /// cancelled caller) is not reused.
     pub(crate) fn release_reader(&self, conn: Connection) {
-        if !conn.is_autocommit() {
-            return;
-        }
-        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
+        if conn.is_autocommit() {
+            self.readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
         }
     }
 
@@ -241,10 +264,12 @@ impl Pool {
     }
 }
 
-/// A pooled read connection, returned to the pool on drop.
+/// A pooled read connection, returned to the pool on drop (its slot is
+/// freed after that).
 pub(crate) struct Reader<'a> {
     pool: &'a Pool,
     conn: Connection,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl std::ops::Deref for Reader<'_> {

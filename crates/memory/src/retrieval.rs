@@ -380,13 +380,14 @@ impl LibsqlMemory {
         F: FnOnce(Connection, Search) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<Candidate>, MemoryError>> + Send + 'static,
     {
-        let conn = self.pool.take_reader().await?;
+        let (conn, slot) = self.pool.take_reader().await?;
         let (conn, found) = off_runtime(async move {
             let found = run(conn.clone(), search).await;
             (conn, found)
         })
         .await?;
         self.pool.release_reader(conn);
+        drop(slot);
         found
     }
 

@@ -1,11 +1,13 @@
 //! `LibsqlMemory` through its public surface, on real database files in
 //! temporary directories: storage across reopening, cascades, migrations,
-//! retrieval, concurrency, crash safety and the embedders.
+//! retrieval, concurrency, crash safety, the embedders, and a libSQL
+//! server (remote mode).
 
 mod concurrency;
 mod crash;
 mod embedders;
 mod migrations;
+mod remote;
 mod retrieval;
 mod runtime_restore;
 mod sessions;
