@@ -8,7 +8,8 @@
 //! - B5 / load: N clients at once (100, 500, 1,000), each on its own session
 //!   running several turns: turns/s, round-trip p50/p99, errors (every turn
 //!   must complete or fail loudly: a turn that never answers counts as an
-//!   error), the guest's peak RSS and RSS per session.
+//!   error), the guest's peak RSS (and its private part, `RssAnon`) and
+//!   RSS per session.
 //!
 //! `cargo bench -p runner --bench system` measures; under `cargo test` it
 //! makes one quick smoke pass. Prints a table and one JSON line.
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use channels::{ClientEvent, ClientEvents, EndpointSource, GatewayClient, GatewayClientConfig};
-use guest::{Guest, resident_kib};
+use guest::{Guest, resident_kib, status_kib};
 use serde_json::json;
 use test_support::bench::{Timings, full_run};
 use test_support::{FakeLlm, Script, WhenExhausted, WireFormat};
@@ -154,15 +155,18 @@ struct Level {
     round_trips: Option<Timings>,
     wall: Duration,
     peak_rss_kib: u64,
+    peak_anon_kib: u64,
 }
 
 async fn load_level(workspace: &Path, pid: u32, clients: usize) -> Level {
     let peak = Arc::new(AtomicU64::new(resident_kib(pid)));
+    let peak_anon = Arc::new(AtomicU64::new(status_kib(pid, "RssAnon:")));
     let sampler = {
-        let peak = Arc::clone(&peak);
+        let (peak, peak_anon) = (Arc::clone(&peak), Arc::clone(&peak_anon));
         tokio::spawn(async move {
             loop {
                 peak.fetch_max(resident_kib(pid), Ordering::Relaxed);
+                peak_anon.fetch_max(status_kib(pid, "RssAnon:"), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -206,6 +210,7 @@ async fn load_level(workspace: &Path, pid: u32, clients: usize) -> Level {
         round_trips: (!samples.is_empty()).then(|| Timings::of(samples)),
         wall,
         peak_rss_kib: peak.load(Ordering::Relaxed),
+        peak_anon_kib: peak_anon.load(Ordering::Relaxed),
     }
 }
 
@@ -280,8 +285,16 @@ async fn main() {
         idle_rss as f64 / 1024.0
     );
     println!(
-        "  {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        "clients", "turns", "errors", "turns/s", "p50 ms", "p99 ms", "peak MiB", "KiB/sess"
+        "  {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "clients",
+        "turns",
+        "errors",
+        "turns/s",
+        "p50 ms",
+        "p99 ms",
+        "peak MiB",
+        "KiB/sess",
+        "anon MiB"
     );
     let mut json_levels = Vec::new();
     for level in &results {
@@ -291,7 +304,7 @@ async fn main() {
         let per_session = level.peak_rss_kib.saturating_sub(idle_rss) as f64 / level.clients as f64;
         let rate = level.turns as f64 / level.wall.as_secs_f64();
         println!(
-            "  {:>7} {:>7} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>10.1} {:>10.1}",
+            "  {:>7} {:>7} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>10.1} {:>10.1} {:>10.1}",
             level.clients,
             level.turns,
             level.errors.len(),
@@ -299,7 +312,8 @@ async fn main() {
             p50,
             p99,
             level.peak_rss_kib as f64 / 1024.0,
-            per_session
+            per_session,
+            level.peak_anon_kib as f64 / 1024.0
         );
         for error in level.errors.iter().take(5) {
             println!("    error: {error}");
@@ -311,6 +325,7 @@ async fn main() {
             "turns_per_sec": rate,
             "round_trip_ms": {"p50": p50, "p99": p99},
             "peak_rss_mib": level.peak_rss_kib as f64 / 1024.0,
+            "peak_anon_rss_mib": level.peak_anon_kib as f64 / 1024.0,
             "rss_per_session_kib": per_session,
         }));
     }

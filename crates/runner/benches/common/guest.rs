@@ -67,12 +67,20 @@ impl Drop for Guest {
 
 /// `VmRSS` of a process, in KiB (0 once it is gone).
 pub fn resident_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/<pid>/status` memory field (`"VmRSS:"`, `"RssAnon:"`…) in
+/// KiB, 0 once the process is gone. `RssAnon` is the private memory alone:
+/// `VmRSS` also counts mapped file pages, once per mapping (the memory
+/// database is mapped by each of its connections).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .find_map(|line| line.strip_prefix(field))
                 .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
