@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::BoxError;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures::SinkExt;
 use tokio::sync::OwnedSemaphorePermit;
@@ -90,6 +91,23 @@ async fn next_live(attached: &mut Option<Attached>) -> Result<Frame, RecvError> 
     }
 }
 
+/// The close code for a transport error (RFC 6455 §7.4.1), with the
+/// error; `None` when the socket itself failed and nothing can be sent.
+fn transport_close_code(error: axum::Error) -> Option<(u16, BoxError)> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let error = error.into_inner();
+    let code = match error.downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_) | WsError::WriteBufferFull(_)) => close_code::SIZE,
+        Some(WsError::Utf8(_)) => close_code::INVALID,
+        Some(WsError::Protocol(_)) => close_code::PROTOCOL,
+        Some(
+            WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Tls(_),
+        ) => return None,
+        Some(_) | None => close_code::ERROR,
+    };
+    Some((code, error))
+}
+
 fn close_reason(reason: &str) -> String {
     let mut cut = reason.len().min(MAX_CLOSE_REASON_BYTES);
     while !reason.is_char_boundary(cut) {
@@ -126,10 +144,16 @@ impl Connection {
                 Event::Live(live) => self.forward_live(live).await?,
                 Event::Incoming(None) => return Ok(()),
                 Event::Incoming(Some(Err(error))) => {
-                    // Typically a frame over the transport cap: the
-                    // socket cannot continue after it.
-                    let reason = close_reason(&format!("websocket error: {error}"));
-                    return self.close(close_code::SIZE, reason).await;
+                    // The socket cannot continue after a transport error;
+                    // the close says which kind, when the peer can still
+                    // hear it.
+                    return match transport_close_code(error) {
+                        Some((code, error)) => {
+                            let reason = close_reason(&format!("websocket error: {error}"));
+                            self.close(code, reason).await
+                        }
+                        None => Err(Closed),
+                    };
                 }
                 Event::Incoming(Some(Ok(message))) => self.incoming(message).await?,
             }

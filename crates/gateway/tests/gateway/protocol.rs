@@ -214,6 +214,33 @@ async fn malformed_unknown_and_oversized_frames_get_errors_and_the_connection_li
 }
 
 #[tokio::test]
+async fn a_frame_breaking_the_websocket_protocol_is_closed_as_a_protocol_error() {
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::MaybeTlsStream;
+
+    let harness = Harness::start(vec![]).await;
+    let (mut client, _) = harness.attach("alice").await;
+    // A masked text frame "hi" with a reserved bit (RSV2) set, which no
+    // negotiated extension allows.
+    let frame = [0x80 | 0x20 | 0x1, 0x80 | 2, 0, 0, 0, 0, b'h', b'i'];
+    match client.ws.get_mut() {
+        MaybeTlsStream::Plain(tcp) => tcp.write_all(&frame).await.unwrap(),
+        _ => unreachable!("the test gateway is plain ws://"),
+    }
+    let close = client.expect_closed().await.expect("a close frame");
+    assert_eq!(close.code, CloseCode::Protocol, "{close:?}");
+    assert!(close.reason.contains("Reserved bits"), "{close:?}");
+    // The gateway serves on.
+    let (mut other, _) = harness.attach("bob").await;
+    other.turn("still serving?").await;
+    let frames = other.recv_turn().await;
+    assert_eq!(
+        crate::support::final_message(&frames),
+        "You said: still serving?"
+    );
+}
+
+#[tokio::test]
 async fn health_answers_over_plain_http_and_as_a_frame() {
     let harness = Harness::start(vec![]).await;
     let (mut client, _) = harness.attach("alice").await;
