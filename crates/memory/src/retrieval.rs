@@ -380,10 +380,12 @@ impl LibsqlMemory {
         F: FnOnce(Connection, Search) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<Candidate>, MemoryError>> + Send + 'static,
     {
+        // The task owns the connection and its slot: a caller that gives
+        // up does not free the slot while the search still runs.
         let (conn, slot) = self.pool.take_reader().await?;
-        let (conn, found) = off_runtime(async move {
+        let (conn, slot, found) = off_runtime(async move {
             let found = run(conn.clone(), search).await;
-            (conn, found)
+            (conn, slot, found)
         })
         .await?;
         self.pool.release_reader(conn);
