@@ -13,51 +13,15 @@ mod guest;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use guest::{Guest, resident_kib};
+use guest::{Guest, envelope_frame, resident_kib};
 use serde_json::json;
 use test_support::bench::{full_run, percentile};
-use types::config::ProviderEntry;
-use types::protocol::bootstrap::{
-    MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy, ShellMode,
-    StartupDegradedReason, StartupStatusReport,
-};
-use types::protocol::framing::encode_json_frame;
-use types::runner::SandboxTier;
-use types::{AgentConfig, ProviderType, UserId};
+use test_support::openai_agent_config;
 
 const STARTS: usize = 30;
 const SMOKE_STARTS: usize = 2;
 /// How long the guest sits idle before its memory is read.
 const IDLE: Duration = Duration::from_millis(500);
-
-fn envelope(workspace: &Path) -> Vec<u8> {
-    let mut config = AgentConfig::default();
-    let mut entry = ProviderEntry::new(ProviderType::Openai);
-    // Never contacted: the guest makes no provider call while idle.
-    entry.base_url = Some("http://127.0.0.1:9/v1".into());
-    config.providers.insert("local".into(), entry);
-    config.selection.provider = Some("local".into());
-    config.selection.model = Some("gpt-4.1".into());
-    let envelope = RunnerBootstrapEnvelope {
-        user_id: UserId::parse("bench").expect("valid user id"),
-        sandbox_tier: SandboxTier::Process,
-        workspace_root: workspace.to_owned(),
-        sidecar_endpoint: None,
-        runtime_policy: RunnerRuntimePolicy {
-            shell_mode: ShellMode::Disabled,
-            approval: Default::default(),
-            egress: Default::default(),
-            disabled_tools: Vec::new(),
-        },
-        startup_status: StartupStatusReport {
-            degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
-            ..StartupStatusReport::default()
-        },
-        agent_config: config,
-        credentials: Default::default(),
-    };
-    encode_json_frame(&envelope, MAX_ENVELOPE_BYTES).expect("envelope encodes")
-}
 
 /// One start: time to the ready line, then resident memory after `IDLE`.
 fn start_once(home: &Path, frame: &[u8]) -> (Duration, u64) {
@@ -74,7 +38,9 @@ fn main() {
     let full = full_run();
     let starts = if full { STARTS } else { SMOKE_STARTS };
     let home = tempfile::tempdir().expect("temporary directory");
-    let frame = envelope(&home.path().join("bench"));
+    // The provider is never contacted: the guest makes no call while idle.
+    let config = openai_agent_config("http://127.0.0.1:9/v1".into());
+    let frame = envelope_frame(&home.path().join("bench"), config);
     let (first, _) = start_once(home.path(), &frame);
     let mut times = Vec::with_capacity(starts);
     let mut rss = Vec::with_capacity(starts);

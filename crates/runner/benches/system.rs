@@ -23,19 +23,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use channels::{ClientEvent, ClientEvents, EndpointSource, GatewayClient, GatewayClientConfig};
-use guest::{Guest, resident_kib, status_kib};
+use guest::{Guest, envelope_frame, resident_kib, status_kib};
 use serde_json::json;
 use test_support::bench::{Timings, full_run};
-use test_support::{FakeLlm, Script, WhenExhausted, WireFormat};
-use types::config::ProviderEntry;
-use types::protocol::bootstrap::{
-    ApprovalPolicy, MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy, ShellMode,
-    StartupStatusReport,
-};
-use types::protocol::framing::encode_json_frame;
+use test_support::{FakeLlm, Script, WhenExhausted, WireFormat, openai_agent_config};
+use types::UserId;
 use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
-use types::runner::SandboxTier;
-use types::{AgentConfig, ProviderType, UserId};
 
 const SEQUENTIAL_TURNS: usize = 300;
 const LOAD_LEVELS: [usize; 3] = [100, 500, 1_000];
@@ -44,33 +37,6 @@ const SMOKE_TURNS: usize = 3;
 const SMOKE_LEVELS: [usize; 1] = [4];
 /// A turn that takes longer than this counts as dropped.
 const TURN_PATIENCE: Duration = Duration::from_secs(120);
-
-fn envelope(workspace: &Path, llm: &FakeLlm) -> Vec<u8> {
-    let mut config = AgentConfig::default();
-    let mut entry = ProviderEntry::new(ProviderType::Openai);
-    entry.base_url = Some(llm.base_url());
-    config.providers.insert("fake".into(), entry);
-    config.selection.provider = Some("fake".into());
-    config.selection.model = Some("gpt-4.1".into());
-    config.reliability.max_attempts = 1;
-    config.gateway.max_connections = 2 * LOAD_LEVELS[2];
-    let envelope = RunnerBootstrapEnvelope {
-        user_id: UserId::parse("bench").expect("valid user id"),
-        sandbox_tier: SandboxTier::Process,
-        workspace_root: workspace.to_owned(),
-        sidecar_endpoint: None,
-        runtime_policy: RunnerRuntimePolicy {
-            shell_mode: ShellMode::Disabled,
-            approval: ApprovalPolicy::Allow,
-            egress: Default::default(),
-            disabled_tools: Vec::new(),
-        },
-        startup_status: StartupStatusReport::default(),
-        agent_config: config,
-        credentials: [("OPENAI_API_KEY".to_owned(), "sk-bench".into())].into(),
-    };
-    encode_json_frame(&envelope, MAX_ENVELOPE_BYTES).expect("envelope encodes")
-}
 
 /// A client on a session of its own.
 async fn client_on_new_session(workspace: &Path) -> Result<(GatewayClient, ClientEvents), String> {
@@ -230,7 +196,9 @@ async fn main() {
     .expect("fake LLM starts");
     let home = tempfile::tempdir().expect("temporary directory");
     let workspace = home.path().join("bench");
-    let guest = Guest::start(home.path(), &envelope(&workspace, &llm));
+    let mut config = openai_agent_config(llm.base_url());
+    config.gateway.max_connections = 2 * LOAD_LEVELS[2];
+    let guest = Guest::start(home.path(), &envelope_frame(&workspace, config));
     let pid = guest.pid();
 
     // B1: one client, one turn after another (the first sets up the WASM

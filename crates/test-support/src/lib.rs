@@ -5,7 +5,8 @@
 //! `oxydra-fake-llm` binary to run Oxydra offline against a scripted
 //! conversation.
 //!
-//! It also holds `RecordingMemory`, an in-memory implementation of the
+//! It also holds `openai_agent_config` (a configuration pointing at a fake
+//! LLM) and `RecordingMemory`, an in-memory implementation of the
 //! `Memory` and `MemoryRetrieval` traits that records every operation.
 //!
 //! It is a dev-only crate. The fake LLM servers never use Oxydra's provider
@@ -13,9 +14,11 @@
 //! formats, not against the provider code's idea of them.
 
 pub mod bench;
+mod config;
 pub mod fake_llm;
 pub mod memory;
 
+pub use config::openai_agent_config;
 pub use fake_llm::{
     Chunking, FakeLlm, Fault, RecordedRequest, ReplyBody, Script, ScriptedReply, ScriptedToolCall,
     WhenExhausted, WireFormat,

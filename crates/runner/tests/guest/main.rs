@@ -22,14 +22,13 @@ use std::time::{Duration, Instant};
 use test_support::FakeLlm;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
-use types::config::ProviderEntry;
 use types::protocol::bootstrap::{
     ApprovalPolicy, EgressPolicy, MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy,
     ShellMode, StartupDegradedReason, StartupStatusReport,
 };
 use types::protocol::framing::encode_json_frame;
 use types::runner::SandboxTier;
-use types::{AgentConfig, ProviderType, UserId};
+use types::{AgentConfig, UserId};
 
 /// Every wait is bounded by this; hitting it is a failure.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -38,14 +37,7 @@ pub const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
 
 /// An agent configuration using the fake LLM as provider `fake`.
 pub fn agent_config(llm: &FakeLlm) -> AgentConfig {
-    let mut config = AgentConfig::default();
-    let mut entry = ProviderEntry::new(ProviderType::Openai);
-    entry.base_url = Some(llm.base_url());
-    config.providers.insert("fake".into(), entry);
-    config.selection.provider = Some("fake".into());
-    config.selection.model = Some("gpt-4.1".into());
-    config.reliability.max_attempts = 1;
-    config
+    test_support::openai_agent_config(llm.base_url())
 }
 
 /// The process-tier envelope the runner sends for `alice`.

@@ -20,6 +20,26 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_shell-daemon");
 /// Longest wait for any single response in these tests.
 const RESPONSE_DEADLINE: Duration = Duration::from_secs(20);
 
+/// Spawns the daemon as `command` says (quiet logs, killed on drop) and
+/// waits for its first stdout line, which must be `ready_line`.
+pub async fn spawn_ready(mut command: Command, ready_line: &str) -> Child {
+    let mut child = command
+        .env("OXYDRA_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(RESPONSE_DEADLINE, lines.next_line())
+        .await
+        .expect("the daemon did not get ready")
+        .unwrap()
+        .expect("the daemon exited before getting ready");
+    assert_eq!(line, ready_line);
+    child
+}
+
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Child,
@@ -33,29 +53,19 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("shell.sock");
         std::fs::create_dir(dir.path().join("work")).unwrap();
-        let mut child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        command
             .arg("--socket")
             .arg(&socket)
             .arg("--working-dir")
             .arg(dir.path().join("work"))
             .args(args)
-            .env("OXYDRA_TEST_SECRET", "hunter2-daemon-secret")
-            .env("OXYDRA_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(RESPONSE_DEADLINE, lines.next_line())
-            .await
-            .expect("the daemon did not get ready")
-            .unwrap()
-            .expect("the daemon exited before getting ready");
-        assert_eq!(
-            line,
-            format!("{SHELL_DAEMON_READY_PREFIX}{}", socket.display())
-        );
+            .env("OXYDRA_TEST_SECRET", "hunter2-daemon-secret");
+        let child = spawn_ready(
+            command,
+            &format!("{SHELL_DAEMON_READY_PREFIX}{}", socket.display()),
+        )
+        .await;
         Self { dir, child, socket }
     }
 

@@ -11,13 +11,12 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_vsock::{VMADDR_CID_ANY, VMADDR_CID_LOCAL, VsockAddr, VsockListener, VsockStream};
 use tools::shell::{ShellDaemonEndpoint, ShellSession, VsockShellSession};
 use types::protocol::shell::{SHELL_DAEMON_READY_PREFIX, StreamType};
 
-use crate::support::BINARY;
+use crate::support::{BINARY, spawn_ready};
 
 /// `VMADDR_PORT_ANY`: let the kernel pick a free port.
 const PORT_ANY: u32 = u32::MAX;
@@ -59,28 +58,17 @@ async fn loopback() -> Result<(), String> {
 
 /// Starts the daemon on vsock `port` and waits for its ready line.
 async fn start_daemon(port: u32, work: &std::path::Path) -> Child {
-    let mut child = Command::new(BINARY)
+    let mut command = Command::new(BINARY);
+    command
         .arg("--vsock-port")
         .arg(port.to_string())
         .arg("--working-dir")
-        .arg(work)
-        .env("OXYDRA_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(DEADLINE, lines.next_line())
-        .await
-        .expect("the daemon did not get ready")
-        .unwrap()
-        .expect("the daemon exited before getting ready");
-    assert_eq!(
-        line,
-        format!("{SHELL_DAEMON_READY_PREFIX}vsock port {port}")
-    );
-    child
+        .arg(work);
+    spawn_ready(
+        command,
+        &format!("{SHELL_DAEMON_READY_PREFIX}vsock port {port}"),
+    )
+    .await
 }
 
 /// Runs the binary to completion and returns (exit code, stderr).
