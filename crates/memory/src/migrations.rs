@@ -1,7 +1,7 @@
 //! Versioned schema migrations: numbered `.sql` files under
 //! `crates/memory/migrations`, applied in order, each inside its own
 //! `BEGIN IMMEDIATE` transaction together with its row in
-//! `memory_migrations`. A failed migration leaves the database at the
+//! `memory_migrations`, sent as one batch. A failed migration leaves the database at the
 //! previous version. Never edit an applied migration; add a new one.
 
 use libsql::Connection;
@@ -76,8 +76,9 @@ pub async fn applied_version(conn: &Connection) -> Result<u32, MemoryError> {
 }
 
 /// Applies the migrations of `set` newer than the database's version.
-/// Safe when several processes open a new database at once: each step
-/// re-checks the version inside its write transaction.
+/// Safe when several processes open a new database at once: a step another
+/// process applied first fails on its `memory_migrations` row, and is
+/// skipped.
 pub async fn apply(conn: &Connection, set: &[Migration]) -> Result<u32, MemoryError> {
     let known = set.last().map_or(0, |m| m.version);
     let current = applied_version(conn).await?;
@@ -95,44 +96,41 @@ pub async fn apply(conn: &Connection, set: &[Migration]) -> Result<u32, MemoryEr
     Ok(known)
 }
 
+/// Applies one migration as a single batch: `BEGIN IMMEDIATE`, its row in
+/// `memory_migrations`, its statements, `COMMIT`. On a libSQL server that
+/// is one request, so the write lock is held only while the server runs it:
+/// sqld lets another writer (its own periodic checkpoint included) steal a
+/// transaction older than five seconds, and a migration spread over several
+/// round trips of a slow link lost its lock half-way ("interrupted").
+/// The row goes first: when another process applied the migration since we
+/// looked, its primary key stops the batch before any statement runs.
 async fn apply_one(conn: &Connection, migration: &Migration) -> Result<(), MemoryError> {
-    let failed = |message: String| MemoryError::Migration {
-        version: migration.version,
-        message,
+    let statements = migration.sql.trim_end();
+    let batch = format!(
+        "BEGIN IMMEDIATE;\n\
+         INSERT INTO memory_migrations (version, name, applied_at) VALUES ({}, '{}', {});\n\
+         {statements}{}\n\
+         COMMIT;",
+        migration.version,
+        migration.name.replace('\'', "''"),
+        now_ms(),
+        if statements.ends_with(';') { "" } else { ";" },
+    );
+    let Err(error) = conn.execute_batch(&batch).await else {
+        return Ok(());
     };
-    conn.execute("BEGIN IMMEDIATE", ())
-        .await
-        .map_err(|e| failed(format!("cannot start its transaction: {e}")))?;
-    let result = async {
-        // Another process may have applied it since we looked.
-        if applied_version(conn).await? >= migration.version {
-            return Ok(());
-        }
-        conn.execute_batch(migration.sql)
-            .await
-            .map_err(|e| failed(format!("{} ({e})", migration.name)))?;
-        conn.execute(
-            "INSERT INTO memory_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            (i64::from(migration.version), migration.name, now_ms()),
-        )
-        .await
-        .map_err(|e| failed(format!("cannot record it: {e}")))?;
-        Ok(())
+    // Locally a failed batch stops inside its transaction; a server rolls
+    // it back when it closes the request's stream.
+    if !conn.is_autocommit()
+        && let Err(rollback) = conn.execute("ROLLBACK", ()).await
+    {
+        tracing::warn!(%rollback, "rolling back a failed migration failed");
     }
-    .await;
-    match result {
-        Ok(()) => conn
-            .execute("COMMIT", ())
-            .await
-            .map(|_| ())
-            .map_err(|e| failed(format!("cannot commit: {e}"))),
-        Err(error) => {
-            if !conn.is_autocommit()
-                && let Err(rollback) = conn.execute("ROLLBACK", ()).await
-            {
-                tracing::warn!(%rollback, "rolling back a failed migration failed");
-            }
-            Err(error)
-        }
+    if applied_version(conn).await? >= migration.version {
+        return Ok(());
     }
+    Err(MemoryError::Migration {
+        version: migration.version,
+        message: format!("{} ({error})", migration.name),
+    })
 }

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use memory::{LexicalEmbedder, LibsqlMemory, Location, MemoryOptions};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use types::{Memory, MemoryRetrieval, SecretString};
 
 /// How long sqld may take to start listening.
@@ -89,7 +90,8 @@ fn listening_port(pid: u32) -> Option<u16> {
     })
 }
 
-fn start(binary: &Path, key: &Ed25519KeyPair) -> Sqld {
+/// Starts sqld; `extra` are further command-line arguments.
+fn start(binary: &Path, key: &Ed25519KeyPair, extra: &[&str]) -> Sqld {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("jwt.pub");
     std::fs::write(&key_file, URL_SAFE_NO_PAD.encode(key.public_key().as_ref())).unwrap();
@@ -100,6 +102,7 @@ fn start(binary: &Path, key: &Ed25519KeyPair) -> Sqld {
         .args(["--http-listen-addr", "127.0.0.1:0", "--no-welcome"])
         .arg("--auth-jwt-key-file")
         .arg(&key_file)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -137,7 +140,7 @@ async fn open_remote(url: &str, token: String) -> Result<LibsqlMemory, types::Me
 async fn a_libsql_server_stores_recalls_searches_and_forgets() {
     let Some(binary) = sqld_binary() else { return };
     let key = key_pair(7);
-    let server = start(&binary, &key);
+    let server = start(&binary, &key, &[]);
     let memory = open_remote(&server.url, token(&key)).await.unwrap();
     let notes = [
         "the invoice for the greenhouse repair is overdue",
@@ -197,7 +200,7 @@ async fn a_libsql_server_stores_recalls_searches_and_forgets() {
 #[tokio::test]
 async fn a_token_the_server_does_not_accept_is_a_clear_error() {
     let Some(binary) = sqld_binary() else { return };
-    let server = start(&binary, &key_pair(7));
+    let server = start(&binary, &key_pair(7), &[]);
     let error = open_remote(&server.url, token(&key_pair(8)))
         .await
         .unwrap_err()
@@ -211,4 +214,57 @@ async fn a_token_the_server_does_not_accept_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("needs a non-empty auth_token"), "{error}");
+}
+
+/// A TCP proxy on 127.0.0.1 holding back each piece of every request for
+/// `delay`: a slow link. Responses pass at once.
+async fn slow_link(to: &str, delay: Duration) -> String {
+    let target = to.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&target).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                while let Ok(read @ 1..) = client_read.read(&mut buffer).await {
+                    tokio::time::sleep(delay).await;
+                    if server_write.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+/// sqld lets another writer steal a write transaction older than five
+/// seconds (here its own checkpoint, every second). Over a link that takes
+/// 1.5 s per request, a migration sent as several requests lost its lock
+/// half-way; sent as one batch it holds the lock only while sqld runs it.
+#[tokio::test]
+async fn migrations_survive_a_slow_link_to_a_busy_server() {
+    let Some(binary) = sqld_binary() else { return };
+    let key = key_pair(7);
+    let server = start(&binary, &key, &["--checkpoint-interval-s", "1"]);
+    let slow = slow_link(&server.url, Duration::from_millis(1500)).await;
+    drop(open_remote(&slow, token(&key)).await.unwrap());
+    // The schema is whole: a direct client stores and finds an event.
+    let memory = open_remote(&server.url, token(&key)).await.unwrap();
+    memory
+        .store(
+            "s",
+            1,
+            json!({"role": "user", "content": "migrated slowly"}),
+        )
+        .await
+        .unwrap();
+    let hits = memory.hybrid_query("s", "migrated", 1).await.unwrap();
+    assert_eq!(hits[0].text, "migrated slowly", "{hits:#?}");
 }
