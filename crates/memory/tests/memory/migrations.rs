@@ -127,3 +127,25 @@ async fn a_failing_migration_leaves_the_previous_version() {
     // The half-applied statement was rolled back with it.
     assert!(conn.query("SELECT * FROM half_done", ()).await.is_err());
 }
+
+/// Instances opening a new database at once: one applies each migration,
+/// the others find its row and skip it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_opening_a_new_database_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let opening: Vec<_> = (0..6)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { open(&path).await })
+        })
+        .collect();
+    for task in opening {
+        let memory = task.await.unwrap();
+        assert_eq!(memory.integrity_check().await.unwrap(), "ok");
+    }
+    assert_eq!(
+        count(&path, "SELECT count(*) FROM memory_migrations").await,
+        i64::try_from(MIGRATIONS.len()).unwrap()
+    );
+}
