@@ -115,30 +115,36 @@ impl Pool {
             reader_slots: Arc::new(Semaphore::new(MAX_READERS)),
         };
         if pool.location.is_local() {
-            // WAL is a property of the file: set once, it sticks.
-            let conn = pool.reader().await?;
-            let mut rows = conn
-                .query("PRAGMA journal_mode = WAL", ())
-                .await
-                .map_err(query_error("switching the database to WAL mode"))?;
-            let mode: String = match rows
-                .next()
-                .await
-                .map_err(query_error("reading journal_mode"))?
-            {
-                Some(row) => row.get(0).map_err(query_error("reading journal_mode"))?,
-                None => String::new(),
-            };
-            if !mode.eq_ignore_ascii_case("wal") {
-                return Err(MemoryError::Connection(format!(
-                    "memory database {} refused WAL mode (journal_mode is '{mode}')",
-                    pool.describe()
-                )));
-            }
-            drop(rows);
-            drop(conn);
+            pool.use_wal().await?;
         }
         Ok(pool)
+    }
+
+    /// Puts a local file in WAL mode (a property of the file: set once, it
+    /// sticks). Switching needs the file to itself, and SQLite answers
+    /// `SQLITE_BUSY` at once, without its busy handler, while another
+    /// process is creating the same new database; so it retries within
+    /// `BUSY_TIMEOUT`.
+    async fn use_wal(&self) -> Result<(), MemoryError> {
+        let conn = self.reader().await?;
+        let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+        let mode = loop {
+            match journal_mode_wal(&conn).await {
+                Err(libsql::Error::SqliteFailure(SQLITE_BUSY, _))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => break other.map_err(query_error("switching the database to WAL mode"))?,
+            }
+        };
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(MemoryError::Connection(format!(
+                "memory database {} refused WAL mode (journal_mode is '{mode}')",
+                self.describe()
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -349,6 +355,18 @@ impl WriteTx<'_> {
             tracing::warn!(%error, "rollback failed; reopening the writer connection");
             *self.slot = None;
         }
+    }
+}
+
+/// SQLite's primary result code for a lock held by another connection.
+const SQLITE_BUSY: std::ffi::c_int = 5;
+
+/// `PRAGMA journal_mode = WAL`, answering the mode now in force.
+async fn journal_mode_wal(conn: &Connection) -> Result<String, libsql::Error> {
+    let mut rows = conn.query("PRAGMA journal_mode = WAL", ()).await?;
+    match rows.next().await? {
+        Some(row) => row.get(0),
+        None => Ok(String::new()),
     }
 }
 
