@@ -1,27 +1,30 @@
-//! The interactive program: connect, take over the terminal, and run the
-//! event loop (keys, gateway events, send failures → `TuiUiState::update`
-//! → commands → redraw). The terminal is restored on every exit path,
-//! panics included.
+//! The interactive program: connect, take over the terminal, link the
+//! terminal's `TuiChannel` to the gateway with `channels::bridge`, and run
+//! the event loop (keys, frames and link news → `TuiUiState::update` →
+//! commands → redraw). The terminal is restored on every exit path, panics
+//! included.
 
 use std::io::stdout;
-use std::sync::Arc;
 
-use channels::{ChannelsError, ClientEvents, GatewayClient};
+use channels::{ChannelsError, ClientEvents, GatewayClient, LinkEvent};
 use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream};
 use crossterm::execute;
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
-use types::protocol::gateway::GatewayClientFrame;
+use types::Channel;
+use types::channel::InboundPayload;
 
+use crate::channel::TuiChannel;
 use crate::cli::Args;
 use crate::render::render;
 use crate::state::{Command, TuiUiState, UiEvent};
 
-/// Frames waiting to be written; more than this means the connection is
-/// stuck, and further frames are reported as not sent.
+/// Actions waiting to be written; more than this means the connection is
+/// stuck, and further actions are reported as not sent.
 const SEND_QUEUE: usize = 64;
+/// Frames and link news waiting for the event loop.
+const SCREEN_QUEUE: usize = 256;
 
 /// Connects (printing a plain error if that fails, before the terminal is
 /// touched), then runs the interactive session until the user quits.
@@ -39,43 +42,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(err) => return Err(err.into()),
     };
-    let client = Arc::new(client);
+    let (channel, screen) = TuiChannel::new(user, SCREEN_QUEUE);
     let (guard, terminal) = TerminalGuard::enter()?;
-    let result = event_loop(terminal, Arc::clone(&client), events).await;
+    let result = linked(terminal, &channel, screen, &client, events).await;
     drop(guard);
-    if let Ok(client) = Arc::try_unwrap(client) {
-        client.shutdown().await;
-    }
+    client.shutdown().await;
     result
+}
+
+/// Runs the event loop while the bridge carries the channel's traffic;
+/// the bridge ends with it.
+async fn linked(
+    terminal: DefaultTerminal,
+    channel: &TuiChannel,
+    screen: mpsc::Receiver<UiEvent>,
+    client: &GatewayClient,
+    events: ClientEvents,
+) -> anyhow::Result<()> {
+    let actions = channel.listen(SEND_QUEUE).await?;
+    let bridge = channels::bridge(channel, actions, client, events);
+    tokio::pin!(bridge);
+    let event_loop = event_loop(terminal, channel, screen);
+    tokio::pin!(event_loop);
+    tokio::select! {
+        result = &mut event_loop => result,
+        // The bridge fails only when the screen is gone (the event loop's
+        // end), and ends when the client stops for good, after the closed
+        // state reached the screen: it stays until the user quits.
+        _ = &mut bridge => event_loop.await,
+    }
 }
 
 async fn event_loop(
     mut terminal: DefaultTerminal,
-    client: Arc<GatewayClient>,
-    mut events: ClientEvents,
+    channel: &TuiChannel,
+    mut screen: mpsc::Receiver<UiEvent>,
 ) -> anyhow::Result<()> {
     let mut state = TuiUiState::new();
     let mut keys = EventStream::new();
-    let (frames, mut frames_rx) = mpsc::channel::<GatewayClientFrame>(SEND_QUEUE);
-    let (failures_tx, mut failures) = mpsc::channel::<UiEvent>(SEND_QUEUE);
-    // One writer keeps frames in the order the user produced them.
-    let mut writer = JoinSet::new();
-    let writer_client = Arc::clone(&client);
-    writer.spawn(async move {
-        while let Some(frame) = frames_rx.recv().await {
-            if let Err(err) = writer_client.send_frame(frame.clone()).await {
-                let failure = UiEvent::SendFailed {
-                    frame,
-                    error: err.to_string(),
-                };
-                if failures_tx.send(failure).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    let _ = frames.try_send(GatewayClientFrame::HealthCheck);
-    let mut client_open = true;
+    send(&mut state, channel, InboundPayload::HealthCheck);
     loop {
         terminal.draw(|frame| render(&state, frame))?;
         let event = tokio::select! {
@@ -87,32 +92,21 @@ async fn event_loop(
                 Some(Err(err)) => return Err(err.into()),
                 None => return Ok(()),
             },
-            event = events.recv(), if client_open => match event {
-                Some(event) => UiEvent::Client(event),
-                None => {
-                    client_open = false;
-                    continue;
-                }
-            },
-            Some(failure) = failures.recv() => failure,
+            Some(event) = screen.recv() => event,
         };
         for command in state.update(event) {
             match command {
                 Command::Quit => return Ok(()),
-                Command::Send(frame) => {
-                    if let Err(err) = frames.try_send(frame) {
-                        let frame = match err {
-                            mpsc::error::TrySendError::Full(frame)
-                            | mpsc::error::TrySendError::Closed(frame) => frame,
-                        };
-                        state.update(UiEvent::SendFailed {
-                            frame,
-                            error: "the connection is not taking frames; try again".to_owned(),
-                        });
-                    }
-                }
+                Command::Send(payload) => send(&mut state, channel, payload),
             }
         }
+    }
+}
+
+/// Hands an action to the channel; one it refuses is shown as not sent.
+fn send(state: &mut TuiUiState, channel: &TuiChannel, payload: InboundPayload) {
+    if let Err(error) = channel.submit(payload.clone()) {
+        state.update(UiEvent::Link(LinkEvent::NotSent { payload, error }));
     }
 }
 

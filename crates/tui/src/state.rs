@@ -2,33 +2,30 @@
 //! by `TuiUiState::update` (an event in, commands out). No terminal and no
 //! socket here, so every behaviour is unit-tested directly.
 
-use channels::{ClientEvent, ConnectionState};
+use channels::{ConnectionState, LinkEvent};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use types::channel::InboundPayload;
 use types::ids::{ModelId, SessionId, TurnId};
-use types::protocol::gateway::{
-    GatewayClientFrame, GatewayErrorCode, GatewayServerFrame, SessionSummary, TurnUsage,
-};
+use types::protocol::gateway::{GatewayErrorCode, GatewayServerFrame, SessionSummary, TurnUsage};
 use types::runner::SandboxTier;
 
 use crate::input::{InputBuffer, InputHistory};
 
-/// Something that happened: a key, a paste, or news from the gateway.
+/// Something that happened: a key, a paste, a frame from the gateway, or
+/// news about the link to it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UiEvent {
     Key(KeyEvent),
     Paste(String),
-    Client(ClientEvent),
-    /// A frame could not be written (the connection dropped meanwhile).
-    SendFailed {
-        frame: GatewayClientFrame,
-        error: String,
-    },
+    Frame(GatewayServerFrame),
+    Link(LinkEvent),
 }
 
 /// What the state asks the program to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Send(GatewayClientFrame),
+    /// Send the user's action to the gateway.
+    Send(InboundPayload),
     Quit,
 }
 
@@ -165,12 +162,12 @@ impl TuiUiState {
                 }
                 Vec::new()
             }
-            UiEvent::Client(event) => {
-                self.on_client(event);
+            UiEvent::Frame(frame) => {
+                self.on_frame(frame);
                 Vec::new()
             }
-            UiEvent::SendFailed { frame, error } => {
-                self.on_send_failed(frame, error);
+            UiEvent::Link(event) => {
+                self.on_link(event);
                 Vec::new()
             }
         }
@@ -237,7 +234,7 @@ impl TuiUiState {
             if approved { "approved" } else { "denied" },
             prompt.tool
         )));
-        vec![Command::Send(GatewayClientFrame::ApprovalResponse {
+        vec![Command::Send(InboundPayload::ApprovalResponse {
             request_id: prompt.request_id.clone(),
             approved,
         })]
@@ -260,7 +257,7 @@ impl TuiUiState {
         self.pending_approval = None;
         self.transcript
             .push(Entry::Notice("cancelling the turn…".into()));
-        vec![Command::Send(GatewayClientFrame::CancelActiveTurn)]
+        vec![Command::Send(InboundPayload::Cancel)]
     }
 
     fn quit(&mut self) -> Vec<Command> {
@@ -293,15 +290,15 @@ impl TuiUiState {
         self.scroll_back = 0;
         self.transcript.push(Entry::User(content.clone()));
         self.queued_turns += 1;
-        vec![Command::Send(GatewayClientFrame::SendTurn {
-            content,
-            client_turn_id: None,
+        vec![Command::Send(InboundPayload::Message {
+            text: content,
+            attachments: Vec::new(),
         })]
     }
 
     fn run_command(&mut self, command: &str) -> Vec<Command> {
         let name = command.split_whitespace().next().unwrap_or(command);
-        let frame = match name {
+        let action = match name {
             "/quit" | "/exit" => return self.quit(),
             "/help" => {
                 self.input.take();
@@ -309,8 +306,8 @@ impl TuiUiState {
                     .extend(HELP.iter().map(|line| Entry::Notice((*line).to_owned())));
                 return Vec::new();
             }
-            "/new" => GatewayClientFrame::NewSession,
-            "/sessions" => GatewayClientFrame::ListSessions,
+            "/new" => InboundPayload::NewSession,
+            "/sessions" => InboundPayload::ListSessions,
             unknown => {
                 self.last_error = Some(format!(
                     "unknown command {unknown}: /help lists the commands"
@@ -325,12 +322,12 @@ impl TuiUiState {
         self.history.push(command);
         self.input.take();
         self.last_error = None;
-        vec![Command::Send(frame)]
+        vec![Command::Send(action)]
     }
 
-    fn on_send_failed(&mut self, frame: GatewayClientFrame, error: String) {
-        match frame {
-            GatewayClientFrame::SendTurn { content, .. } => {
+    fn on_not_sent(&mut self, payload: InboundPayload, error: String) {
+        match payload {
+            InboundPayload::Message { text: content, .. } => {
                 self.queued_turns = self.queued_turns.saturating_sub(1);
                 let restored = self.input.is_empty();
                 if restored {
@@ -345,23 +342,22 @@ impl TuiUiState {
                     }
                 )));
             }
-            GatewayClientFrame::Hello { .. }
-            | GatewayClientFrame::CancelActiveTurn
-            | GatewayClientFrame::NewSession
-            | GatewayClientFrame::ApprovalResponse { .. }
-            | GatewayClientFrame::HealthCheck
-            | GatewayClientFrame::ListSessions => {
+            InboundPayload::Cancel
+            | InboundPayload::NewSession
+            | InboundPayload::ApprovalResponse { .. }
+            | InboundPayload::HealthCheck
+            | InboundPayload::ListSessions => {
                 self.transcript
                     .push(Entry::Error(format!("not sent: {error}")));
             }
         }
     }
 
-    fn on_client(&mut self, event: ClientEvent) {
+    fn on_link(&mut self, event: LinkEvent) {
         match event {
-            ClientEvent::Connection(state) => self.on_connection(state),
-            ClientEvent::Frame(message) => self.on_frame(message.frame),
-            ClientEvent::Undecodable { message } => self.push_error(message),
+            LinkEvent::Connection(state) => self.on_connection(state),
+            LinkEvent::Undecodable { message } => self.push_error(message),
+            LinkEvent::NotSent { payload, error } => self.on_not_sent(payload, error),
         }
     }
 

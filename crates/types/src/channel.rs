@@ -35,6 +35,10 @@ pub enum InboundPayload {
         request_id: String,
         approved: bool,
     },
+    /// Asked for the list of their sessions.
+    ListSessions,
+    /// Asked how the gateway is doing.
+    HealthCheck,
 }
 
 /// A user's action, as an adapter hands it to the gateway.
@@ -110,6 +114,8 @@ mod tests {
                 request_id: "r".into(),
                 approved: true,
             },
+            InboundPayload::ListSessions,
+            InboundPayload::HealthCheck,
         ] {
             round_trip(&ChannelInboundEvent {
                 channel_id: "telegram".into(),

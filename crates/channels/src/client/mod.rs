@@ -77,6 +77,23 @@ pub enum ConnectionState {
     Closed { reason: String },
 }
 
+impl ConnectionState {
+    /// The link's health: degraded while reconnecting, unhealthy once closed.
+    pub fn health(&self) -> ChannelHealthStatus {
+        match self {
+            Self::Connected { .. } => ChannelHealthStatus::Healthy,
+            Self::Reconnecting {
+                attempt, reason, ..
+            } => ChannelHealthStatus::Degraded {
+                reason: format!("reconnecting (attempt {attempt}): {reason}"),
+            },
+            Self::Closed { reason } => ChannelHealthStatus::Unhealthy {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
 /// What the connection task reports, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
@@ -210,15 +227,7 @@ impl GatewayClient {
 
     /// The client's health, for `collect_channel_health` and status lines.
     pub fn health(&self) -> ChannelHealthStatus {
-        match self.state() {
-            ConnectionState::Connected { .. } => ChannelHealthStatus::Healthy,
-            ConnectionState::Reconnecting {
-                attempt, reason, ..
-            } => ChannelHealthStatus::Degraded {
-                reason: format!("reconnecting (attempt {attempt}): {reason}"),
-            },
-            ConnectionState::Closed { reason } => ChannelHealthStatus::Unhealthy { reason },
-        }
+        self.state().health()
     }
 
     /// Closes the socket and waits for the connection task to finish.

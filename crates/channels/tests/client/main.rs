@@ -1,6 +1,7 @@
 //! The gateway client against a scripted WebSocket server on 127.0.0.1:
 //! real sockets, real frames from `types::protocol::gateway`.
 
+mod bridge;
 mod registry;
 mod server;
 

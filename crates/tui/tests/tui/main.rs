@@ -2,6 +2,7 @@
 //! ratatui's `TestBackend`, and the real binary inside tmux against a
 //! scripted gateway on 127.0.0.1.
 
+mod channel;
 mod e2e;
 mod render;
 mod server;

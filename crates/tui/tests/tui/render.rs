@@ -1,21 +1,21 @@
 //! Rendering through ratatui's `TestBackend`, at 80×24 and after resizes.
 
-use channels::{ClientEvent, ConnectionState};
+use channels::{ConnectionState, LinkEvent};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tui::render::render;
 use tui::{TuiUiState, UiEvent};
-use types::protocol::gateway::{GatewayServerFrame, GatewayServerMessage, TurnUsage};
+use types::protocol::gateway::{GatewayServerFrame, TurnUsage};
 use types::runner::SandboxTier;
 
 fn frame(frame: GatewayServerFrame) -> UiEvent {
-    UiEvent::Client(ClientEvent::Frame(GatewayServerMessage { seq: 1, frame }))
+    UiEvent::Frame(frame)
 }
 
 /// A conversation with a finished turn, a tool call and a streaming answer.
 fn conversation() -> TuiUiState {
     let mut state = TuiUiState::new();
-    state.update(UiEvent::Client(ClientEvent::Connection(
+    state.update(UiEvent::Link(LinkEvent::Connection(
         ConnectionState::Connected {
             session_id: "s-1".into(),
         },

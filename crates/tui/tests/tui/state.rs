@@ -1,14 +1,12 @@
 //! `TuiUiState::update`: events in, commands out.
 
-use channels::{ClientEvent, ConnectionState};
+use channels::{ConnectionState, LinkEvent};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::time::Duration;
 use tui::state::{ActiveTurn, ConnectionView, Entry, ToolStatus};
 use tui::{Command, TuiUiState, UiEvent};
-use types::protocol::gateway::{
-    GatewayClientFrame, GatewayErrorCode, GatewayServerFrame, GatewayServerMessage, SessionSummary,
-    TurnUsage,
-};
+use types::channel::InboundPayload;
+use types::protocol::gateway::{GatewayErrorCode, GatewayServerFrame, SessionSummary, TurnUsage};
 use types::runner::SandboxTier;
 
 fn key(code: KeyCode) -> UiEvent {
@@ -20,7 +18,7 @@ fn ctrl(c: char) -> UiEvent {
 }
 
 fn frame(frame: GatewayServerFrame) -> UiEvent {
-    UiEvent::Client(ClientEvent::Frame(GatewayServerMessage { seq: 1, frame }))
+    UiEvent::Frame(frame)
 }
 
 fn hello_ack(session: &str) -> UiEvent {
@@ -37,7 +35,7 @@ fn hello_ack(session: &str) -> UiEvent {
 /// A state connected to session `s-1`.
 fn connected() -> TuiUiState {
     let mut state = TuiUiState::new();
-    state.update(UiEvent::Client(ClientEvent::Connection(
+    state.update(UiEvent::Link(LinkEvent::Connection(
         ConnectionState::Connected {
             session_id: "s-1".into(),
         },
@@ -61,9 +59,9 @@ fn check_submit(state: &mut TuiUiState, input: &str, expected: &[Command]) {
 }
 
 fn send_turn(content: &str) -> Command {
-    Command::Send(GatewayClientFrame::SendTurn {
-        content: content.into(),
-        client_turn_id: None,
+    Command::Send(InboundPayload::Message {
+        text: content.into(),
+        attachments: Vec::new(),
     })
 }
 
@@ -136,12 +134,12 @@ fn commands() {
     check_submit(
         &mut state,
         "/new",
-        &[Command::Send(GatewayClientFrame::NewSession)],
+        &[Command::Send(InboundPayload::NewSession)],
     );
     check_submit(
         &mut state,
         "/sessions",
-        &[Command::Send(GatewayClientFrame::ListSessions)],
+        &[Command::Send(InboundPayload::ListSessions)],
     );
     check_submit(&mut state, "/help", &[]);
     assert!(matches!(state.transcript.last(), Some(Entry::Notice(line)) if line.contains("/quit")));
@@ -263,7 +261,7 @@ fn ctrl_c_cancels_a_running_turn_and_quits_when_idle() {
     // Queued but not started yet: still cancels rather than quitting.
     assert_eq!(
         state.update(ctrl('c')),
-        [Command::Send(GatewayClientFrame::CancelActiveTurn)]
+        [Command::Send(InboundPayload::Cancel)]
     );
     state.update(frame(GatewayServerFrame::TurnStarted {
         turn_id: "t-1".into(),
@@ -271,7 +269,7 @@ fn ctrl_c_cancels_a_running_turn_and_quits_when_idle() {
     }));
     assert_eq!(
         state.update(ctrl('c')),
-        [Command::Send(GatewayClientFrame::CancelActiveTurn)]
+        [Command::Send(InboundPayload::Cancel)]
     );
     assert_eq!(
         state.active_turn,
@@ -309,7 +307,7 @@ fn approval_prompts_take_only_y_or_n() {
     assert!(state.input.is_empty(), "keys do not leak into the prompt");
     assert_eq!(
         state.update(key(KeyCode::Char('y'))),
-        [Command::Send(GatewayClientFrame::ApprovalResponse {
+        [Command::Send(InboundPayload::ApprovalResponse {
             request_id: "r-1".into(),
             approved: true
         })]
@@ -318,7 +316,7 @@ fn approval_prompts_take_only_y_or_n() {
     state.update(request("r-2"));
     assert_eq!(
         state.update(key(KeyCode::Esc)),
-        [Command::Send(GatewayClientFrame::ApprovalResponse {
+        [Command::Send(InboundPayload::ApprovalResponse {
             request_id: "r-2".into(),
             approved: false
         })]
@@ -332,7 +330,7 @@ fn approval_prompts_take_only_y_or_n() {
 #[test]
 fn connection_changes_are_shown() {
     let mut state = connected();
-    state.update(UiEvent::Client(ClientEvent::Connection(
+    state.update(UiEvent::Link(LinkEvent::Connection(
         ConnectionState::Reconnecting {
             attempt: 1,
             retry_in: Duration::from_millis(250),
@@ -352,7 +350,7 @@ fn connection_changes_are_shown() {
             "connection lost (connection reset); reconnecting…".into()
         ))
     );
-    state.update(UiEvent::Client(ClientEvent::Connection(
+    state.update(UiEvent::Link(LinkEvent::Connection(
         ConnectionState::Connected {
             session_id: "s-1".into(),
         },
@@ -366,7 +364,7 @@ fn connection_changes_are_shown() {
         state.transcript.last(),
         Some(&Entry::Notice("new session s-2".into()))
     );
-    state.update(UiEvent::Client(ClientEvent::Connection(
+    state.update(UiEvent::Link(LinkEvent::Connection(
         ConnectionState::Closed {
             reason: "the gateway refused the connection: stale token".into(),
         },
@@ -390,13 +388,13 @@ fn server_errors_and_failed_sends() {
         state.last_error.as_deref(),
         Some("session lane is full; try again")
     );
-    state.update(UiEvent::SendFailed {
-        frame: GatewayClientFrame::SendTurn {
-            content: "one more".into(),
-            client_turn_id: None,
+    state.update(UiEvent::Link(LinkEvent::NotSent {
+        payload: InboundPayload::Message {
+            text: "one more".into(),
+            attachments: Vec::new(),
         },
         error: "not connected to the gateway (reconnecting); nothing was sent".into(),
-    });
+    }));
     assert_eq!(
         state.input.text(),
         "one more",
