@@ -91,16 +91,10 @@ async fn actions_become_frames_and_frames_reach_the_adapter_in_order() {
         for _ in 0..2 {
             received_tx.send(conn.recv().await.unwrap()).unwrap();
         }
-        conn.send(&msg(
-            1,
-            GatewayServerFrame::AssistantDelta { text: "Hel".into() },
-        ))
-        .await;
-        conn.send(&msg(
-            2,
-            GatewayServerFrame::AssistantDelta { text: "lo".into() },
-        ))
-        .await;
+        for (seq, text) in (1..).zip(["Hel", "lo"]) {
+            let delta = GatewayServerFrame::AssistantDelta { text: text.into() };
+            conn.send(&msg(seq, delta)).await;
+        }
         conn.send_raw(r#"{"seq":3,"frame":{"type":"from_the_future"}}"#)
             .await;
         drop_rx.await.unwrap();
