@@ -121,10 +121,11 @@ impl Pool {
     }
 
     /// Puts a local file in WAL mode (a property of the file: set once, it
-    /// sticks). Switching needs the file to itself, and SQLite answers
-    /// `SQLITE_BUSY` at once, without its busy handler, while another
-    /// process is creating the same new database; so it retries within
-    /// `BUSY_TIMEOUT`.
+    /// sticks). Switching needs the file to itself, and while another
+    /// connection writes a file still in rollback-journal mode (another
+    /// process creating the same new database) SQLite answers
+    /// `SQLITE_BUSY` at once, without its busy handler; so it retries
+    /// within `BUSY_TIMEOUT`.
     async fn use_wal(&self) -> Result<(), MemoryError> {
         let conn = self.reader().await?;
         let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;

@@ -149,3 +149,30 @@ async fn instances_opening_a_new_database_at_once_all_succeed() {
         i64::try_from(MIGRATIONS.len()).unwrap()
     );
 }
+
+/// Another process writing a brand-new file (not yet in WAL mode) holds
+/// back the switch to WAL, which SQLite refuses at once instead of waiting;
+/// opening waits for the writer instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_waits_for_a_writer_of_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let db = libsql::Builder::new_local(&path).build().await.unwrap();
+    let holder = db.connect().unwrap();
+    holder.execute("CREATE TABLE early (x)", ()).await.unwrap();
+    holder.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+    holder
+        .execute("INSERT INTO early VALUES (1)", ())
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        holder.execute("COMMIT", ()).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    let memory = open(&path).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    release.await.unwrap();
+    assert_eq!(count(&path, "SELECT count(*) FROM early").await, 1);
+    assert_eq!(memory.integrity_check().await.unwrap(), "ok");
+}
