@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use channels::{ConnectionState, GatewayClient, LinkEvent, LinkedChannel, ReconnectPolicy, bridge};
+use channels::{ConnectionState, GatewayClient, LinkEvent, LinkedChannel, bridge};
 use tokio::sync::mpsc;
 use types::Channel;
 use types::channel::{
@@ -16,7 +16,7 @@ use types::error::ChannelError;
 use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
 
 use crate::server::{ScriptedServer, msg};
-use crate::{WAIT, accept_hello, fixed};
+use crate::{WAIT, accept_hello, fixed, steady_reconnect};
 
 /// What the bridge delivered to the adapter.
 #[derive(Debug)]
@@ -79,11 +79,7 @@ async fn next(delivered: &mut mpsc::UnboundedReceiver<Delivered>) -> Delivered {
 async fn actions_become_frames_and_frames_reach_the_adapter_in_order() {
     let server = ScriptedServer::start().await;
     let mut config = fixed(&server);
-    config.reconnect = ReconnectPolicy {
-        initial_delay: Duration::from_millis(300),
-        max_delay: Duration::from_millis(300),
-        max_attempts: Some(1),
-    };
+    config.reconnect = steady_reconnect(Duration::from_millis(300), 1);
     let (received_tx, mut received) = mpsc::unbounded_channel();
     let (drop_tx, drop_rx) = tokio::sync::oneshot::channel::<()>();
     let script = tokio::spawn(async move {

@@ -32,6 +32,15 @@ fn config(source: EndpointSource) -> GatewayClientConfig {
     config
 }
 
+/// Reconnection every `delay`, at most `attempts` times.
+fn steady_reconnect(delay: Duration, attempts: u32) -> ReconnectPolicy {
+    ReconnectPolicy {
+        initial_delay: delay,
+        max_delay: delay,
+        max_attempts: Some(attempts),
+    }
+}
+
 fn fixed(server: &ScriptedServer) -> GatewayClientConfig {
     config(EndpointSource::Fixed(server.endpoint()))
 }
@@ -382,11 +391,7 @@ async fn reconnects_mid_stream_and_resumes_without_duplicates() {
 async fn sends_while_reconnecting_fail_fast_and_the_client_gives_up_eventually() {
     let server = ScriptedServer::start().await;
     let mut config = fixed(&server);
-    config.reconnect = ReconnectPolicy {
-        initial_delay: Duration::from_millis(400),
-        max_delay: Duration::from_millis(400),
-        max_attempts: Some(2),
-    };
+    config.reconnect = steady_reconnect(Duration::from_millis(400), 2);
     let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
     let script = tokio::spawn(async move {
         let (conn, _) = accept_hello(&server).await;
