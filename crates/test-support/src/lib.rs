@@ -6,7 +6,7 @@
 //! conversation.
 //!
 //! It also holds `openai_agent_config` (a configuration pointing at a fake
-//! LLM) and `RecordingMemory`, an in-memory implementation of the
+//! LLM), `process_envelope` (a process-tier bootstrap envelope) and `RecordingMemory`, an in-memory implementation of the
 //! `Memory` and `MemoryRetrieval` traits that records every operation.
 //!
 //! It is a dev-only crate. The fake LLM servers never use Oxydra's provider
@@ -18,7 +18,7 @@ mod config;
 pub mod fake_llm;
 pub mod memory;
 
-pub use config::openai_agent_config;
+pub use config::{openai_agent_config, process_envelope};
 pub use fake_llm::{
     Chunking, FakeLlm, Fault, RecordedRequest, ReplyBody, Script, ScriptedReply, ScriptedToolCall,
     WhenExhausted, WireFormat,

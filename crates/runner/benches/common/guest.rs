@@ -8,38 +8,16 @@ use std::process::{Child, Command, Stdio};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use types::AgentConfig;
-use types::UserId;
-use types::protocol::bootstrap::{
-    ApprovalPolicy, MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy, ShellMode,
-    StartupDegradedReason, StartupStatusReport,
-};
+use types::protocol::bootstrap::{ApprovalPolicy, MAX_ENVELOPE_BYTES};
 use types::protocol::framing::encode_json_frame;
-use types::runner::SandboxTier;
 
 const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
 
 /// The bootstrap frame of a process-tier guest for user `bench` in
-/// `workspace` running `config` (shell off, tools approved, a placeholder
-/// API key for the provider).
+/// `workspace` running `config`, its tools approved in advance.
 pub fn envelope_frame(workspace: &Path, config: AgentConfig) -> Vec<u8> {
-    let envelope = RunnerBootstrapEnvelope {
-        user_id: UserId::parse("bench").expect("valid user id"),
-        sandbox_tier: SandboxTier::Process,
-        workspace_root: workspace.to_owned(),
-        sidecar_endpoint: None,
-        runtime_policy: RunnerRuntimePolicy {
-            shell_mode: ShellMode::Disabled,
-            approval: ApprovalPolicy::Allow,
-            egress: Default::default(),
-            disabled_tools: Vec::new(),
-        },
-        startup_status: StartupStatusReport {
-            degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
-            ..StartupStatusReport::default()
-        },
-        agent_config: config,
-        credentials: [("OPENAI_API_KEY".to_owned(), "sk-bench".into())].into(),
-    };
+    let mut envelope = test_support::process_envelope("bench", workspace, config);
+    envelope.runtime_policy.approval = ApprovalPolicy::Allow;
     encode_json_frame(&envelope, MAX_ENVELOPE_BYTES).expect("envelope encodes")
 }
 

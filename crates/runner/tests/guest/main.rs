@@ -22,13 +22,9 @@ use std::time::{Duration, Instant};
 use test_support::FakeLlm;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
-use types::protocol::bootstrap::{
-    ApprovalPolicy, EgressPolicy, MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope, RunnerRuntimePolicy,
-    ShellMode, StartupDegradedReason, StartupStatusReport,
-};
+use types::AgentConfig;
+use types::protocol::bootstrap::{MAX_ENVELOPE_BYTES, RunnerBootstrapEnvelope};
 use types::protocol::framing::encode_json_frame;
-use types::runner::SandboxTier;
-use types::{AgentConfig, UserId};
 
 /// Every wait is bounded by this; hitting it is a failure.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -42,24 +38,7 @@ pub fn agent_config(llm: &FakeLlm) -> AgentConfig {
 
 /// The process-tier envelope the runner sends for `alice`.
 pub fn envelope(workspace: &Path, config: AgentConfig) -> RunnerBootstrapEnvelope {
-    RunnerBootstrapEnvelope {
-        user_id: UserId::parse("alice").unwrap(),
-        sandbox_tier: SandboxTier::Process,
-        workspace_root: workspace.to_owned(),
-        sidecar_endpoint: None,
-        runtime_policy: RunnerRuntimePolicy {
-            shell_mode: ShellMode::Disabled,
-            approval: ApprovalPolicy::Ask,
-            egress: EgressPolicy::DefaultSafe,
-            disabled_tools: Vec::new(),
-        },
-        startup_status: StartupStatusReport {
-            degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
-            ..StartupStatusReport::default()
-        },
-        agent_config: config,
-        credentials: [("OPENAI_API_KEY".to_owned(), "sk-fake".into())].into(),
-    }
+    test_support::process_envelope("alice", workspace, config)
 }
 
 pub fn frame(envelope: &RunnerBootstrapEnvelope) -> Vec<u8> {
