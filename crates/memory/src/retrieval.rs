@@ -10,6 +10,10 @@
 //! the index for an oversampled candidate set, keeps the rows of the scope
 //! and model, and falls back to the exact scan when fewer than needed
 //! survive (e.g. a mid-sized session in a database dominated by others).
+//! The index can still miss a close neighbour; so after an index search
+//! every full-text match the vector list lacks is scored exactly, and a
+//! chunk that matches the query's words is never ranked on its words alone
+//! because the graph walk passed it by.
 
 use std::collections::HashMap;
 
@@ -252,12 +256,20 @@ async fn scope_size(conn: &Connection, search: &Search) -> Result<i64, MemoryErr
     }
 }
 
+/// The vector half's candidates, and whether the approximate index chose
+/// them (so that a close neighbour may be missing).
+#[derive(Debug, Default)]
+struct VectorHits {
+    found: Vec<Candidate>,
+    approximate: bool,
+}
+
 /// Nearest neighbours by cosine similarity (`1 - distance`).
 async fn vector_candidates(
     conn: &Connection,
     search: &Search,
     query: &[f32],
-) -> Result<Vec<Candidate>, MemoryError> {
+) -> Result<VectorHits, MemoryError> {
     let Search {
         scope,
         session_id,
@@ -269,7 +281,7 @@ async fn vector_candidates(
     let filter = session_filter(*scope);
     let scope_size = scope_size(conn, search).await?;
     if scope_size == 0 {
-        return Ok(Vec::new());
+        return Ok(VectorHits::default());
     }
     let limit = i64::try_from(wanted).unwrap_or(i64::MAX);
     if scope_size > EXACT_SCAN_MAX {
@@ -289,7 +301,10 @@ async fn vector_candidates(
             .map_err(query_error("searching the vector index"))?;
         let found = read_candidates(rows, "searching the vector index").await?;
         if found.len() >= wanted.min(usize::try_from(scope_size).unwrap_or(usize::MAX)) {
-            return Ok(found);
+            return Ok(VectorHits {
+                found,
+                approximate: true,
+            });
         }
         tracing::debug!(
             found = found.len(),
@@ -309,7 +324,47 @@ async fn vector_candidates(
         .query(&sql, (blob, model, session_id, limit))
         .await
         .map_err(query_error("scanning vectors"))?;
-    read_candidates(rows, "scanning vectors").await
+    Ok(VectorHits {
+        found: read_candidates(rows, "scanning vectors").await?,
+        approximate: false,
+    })
+}
+
+/// `chunks` (full-text matches) scored by their exact cosine similarity
+/// to `query`; a chunk without a vector of this model is left out.
+async fn exact_similarities(
+    conn: &Connection,
+    model: &str,
+    query: &[f32],
+    mut chunks: Vec<Candidate>,
+) -> Result<Vec<Candidate>, MemoryError> {
+    let ids = serde_json::to_string(&chunks.iter().map(|c| &c.chunk_id).collect::<Vec<_>>())
+        .map_err(|e| MemoryError::Query(format!("listing chunks to score: {e}")))?;
+    let failed = query_error("scoring full-text matches by vector");
+    let mut rows = conn
+        .query(
+            "SELECT chunk_id, 1.0 - vector_distance_cos(embedding, vector32(?1))
+             FROM chunks_vec
+             WHERE embedding_model = ?2 AND chunk_id IN (SELECT value FROM json_each(?3))",
+            (vector_blob(query), model, ids),
+        )
+        .await
+        .map_err(&failed)?;
+    let mut similarity = HashMap::new();
+    while let Some(row) = rows.next().await.map_err(&failed)? {
+        similarity.insert(
+            row.get::<String>(0).map_err(&failed)?,
+            row.get::<f64>(1).map_err(&failed)?,
+        );
+    }
+    chunks.retain_mut(|c| match similarity.get(&c.chunk_id) {
+        Some(cosine) => {
+            c.raw = *cosine;
+            true
+        }
+        None => false,
+    });
+    Ok(chunks)
 }
 
 /// Full-text matches by `-bm25()` over the chunk text (higher is
@@ -375,10 +430,11 @@ async fn ranked_fts(
 impl LibsqlMemory {
     /// Runs one half of a hybrid query on the blocking pool with a read
     /// connection of its own (see `off_runtime`).
-    async fn search<F, Fut>(&self, search: Search, run: F) -> Result<Vec<Candidate>, MemoryError>
+    async fn search<F, Fut, T>(&self, search: Search, run: F) -> Result<T, MemoryError>
     where
         F: FnOnce(Connection, Search) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Vec<Candidate>, MemoryError>> + Send + 'static,
+        Fut: Future<Output = Result<T, MemoryError>> + Send + 'static,
+        T: Send + 'static,
     {
         // The task owns the connection and its slot: a caller that gives
         // up does not free the slot while the search still runs.
@@ -487,14 +543,14 @@ impl MemoryRetrieval for LibsqlMemory {
         };
         // The two searches run at once, each on its own connection.
         let vector = async {
-            match query_vector {
+            match query_vector.clone() {
                 Some(v) => {
                     self.search(search.clone(), move |conn, search| async move {
                         vector_candidates(&conn, &search, &v).await
                     })
                     .await
                 }
-                None => Ok(Vec::new()),
+                None => Ok(VectorHits::default()),
             }
         };
         let fts = async {
@@ -508,7 +564,25 @@ impl MemoryRetrieval for LibsqlMemory {
                 None => Ok(Vec::new()),
             }
         };
-        let (mut vector, mut fts) = tokio::try_join!(vector, fts)?;
+        let (hits, mut fts) = tokio::try_join!(vector, fts)?;
+        let mut vector = hits.found;
+        if hits.approximate
+            && let Some(query_vector) = query_vector
+        {
+            let missed: Vec<Candidate> = fts
+                .iter()
+                .filter(|c| !vector.iter().any(|v| v.chunk_id == c.chunk_id))
+                .cloned()
+                .collect();
+            if !missed.is_empty() {
+                let scored = self
+                    .search(search, move |conn, search| async move {
+                        exact_similarities(&conn, &search.model, &query_vector, missed).await
+                    })
+                    .await?;
+                vector.extend(scored);
+            }
+        }
         // A neighbour pointing away from the query (cosine <= 0) carries no
         // evidence of relevance.
         vector.retain(|c| c.raw > 0.0);
