@@ -6,7 +6,10 @@
 //!   surface at once.
 //! - Delay before retry `n` (1-based): `min(base · 2^(n-1), max)` with
 //!   "equal jitter" (half fixed, half random); a `Retry-After` from the
-//!   server wins.
+//!   server wins — unless it is longer than the policy's `backoff_max`:
+//!   then this provider is not retried (the turn would stall for as long
+//!   as the server says, an hour for some daily quotas) and the next
+//!   fallback, or the caller, gets the `RateLimited` error at once.
 //! - A stream that drops before any content reached the caller is
 //!   reconnected transparently. Once content was forwarded, the drop is
 //!   reported as `ConnectionLost` — the caller already showed that text,
@@ -54,18 +57,19 @@ impl RetryPolicy {
             .min(self.backoff_max)
     }
 
-    /// The delay before retry `retry` after `error`.
-    pub fn delay(&self, retry: u32, error: &ProviderError, rng: &mut impl Rng) -> Duration {
+    /// The delay before retry `retry` after `error`, or `None` when the
+    /// server asks for a longer wait than `backoff_max` (no retry then).
+    pub fn delay(&self, retry: u32, error: &ProviderError, rng: &mut impl Rng) -> Option<Duration> {
         if let ProviderError::RateLimited {
             retry_after: Some(after),
             ..
         } = error
         {
-            return *after;
+            return (*after <= self.backoff_max).then_some(*after);
         }
         let ceiling = self.ceiling(retry);
         let half = ceiling / 2;
-        half + half.mul_f64(rng.random::<f64>())
+        Some(half + half.mul_f64(rng.random::<f64>()))
     }
 }
 
@@ -181,7 +185,10 @@ where
         match attempt().await {
             Ok(value) => return Ok(value),
             Err(error) if error.is_retriable() && tries < policy.max_attempts => {
-                let delay = policy.delay(tries, &error, &mut rand::rng());
+                let Some(delay) = policy.delay(tries, &error, &mut rand::rng()) else {
+                    tracing::warn!(%error, "the server asks for a longer wait than backoff_max");
+                    return Err(error);
+                };
                 tracing::info!(%error, attempt = tries, ?delay, "retrying provider call");
                 tokio::time::sleep(delay).await;
                 tries += 1;
@@ -333,7 +340,9 @@ async fn reconnect(
 ) -> Result<ProviderStream, StreamItem> {
     let mut error = ProviderError::ConnectionLost(reason.to_owned());
     while *attempts < policy.max_attempts {
-        let delay = policy.delay(*attempts, &error, &mut rand::rng());
+        let Some(delay) = policy.delay(*attempts, &error, &mut rand::rng()) else {
+            break;
+        };
         tokio::time::sleep(delay).await;
         *attempts += 1;
         tracing::info!(%error, attempt = *attempts, "stream dropped before content; reconnecting");
@@ -477,7 +486,7 @@ mod tests {
         let mut rng = rand::rng();
         for retry in 1..=6 {
             for _ in 0..50 {
-                let delay = policy.delay(retry, &unavailable(), &mut rng);
+                let delay = policy.delay(retry, &unavailable(), &mut rng).unwrap();
                 let ceiling = policy.ceiling(retry);
                 assert!(
                     delay >= ceiling / 2 && delay <= ceiling,
@@ -486,10 +495,18 @@ mod tests {
             }
         }
         let limited = ProviderError::RateLimited {
-            retry_after: Some(Duration::from_secs(42)),
+            retry_after: Some(Duration::from_secs(25)),
             message: String::new(),
         };
-        assert_eq!(policy.delay(1, &limited, &mut rng), Duration::from_secs(42));
+        assert_eq!(
+            policy.delay(1, &limited, &mut rng),
+            Some(Duration::from_secs(25))
+        );
+        let quota = ProviderError::RateLimited {
+            retry_after: Some(Duration::from_secs(31)),
+            message: String::new(),
+        };
+        assert_eq!(policy.delay(1, &quota, &mut rng), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -523,6 +540,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_beyond_backoff_max_moves_on_at_once() {
+        let quota = ProviderError::RateLimited {
+            retry_after: Some(Duration::from_secs(3600)),
+            message: "daily quota".into(),
+        };
+        // Alone: the error, with no wait and no second request.
+        let primary = Scripted::new("primary", vec![fail(quota.clone())]);
+        let start = Instant::now();
+        let got = ReliableProvider::new(primary.clone(), policy())
+            .complete(&context())
+            .await
+            .unwrap_err();
+        assert_eq!(got, quota);
+        assert_eq!(primary.calls(), 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // With a fallback: the fallback, at once.
+        let primary = Scripted::new("primary", vec![fail(quota)]);
+        let backup = Scripted::new("backup", vec![ok("from backup")]);
+        let response = ReliableProvider::new(primary.clone(), policy())
+            .with_fallbacks(vec![Fallback {
+                provider: backup,
+                model: "claude-haiku-4-5".into(),
+            }])
+            .complete(&context())
+            .await
+            .unwrap();
+        assert_eq!(response.message.content.as_deref(), Some("from backup"));
+        assert_eq!(primary.calls(), 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

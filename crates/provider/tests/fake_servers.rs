@@ -276,6 +276,31 @@ async fn reliable_provider_retries_a_failing_server_then_succeeds() {
 }
 
 #[tokio::test]
+async fn a_rate_limit_longer_than_backoff_max_is_not_waited_for() {
+    for (format, kind, model) in FORMATS {
+        let server = FakeLlm::start(format).await.unwrap();
+        server.push_all([
+            ScriptedReply::error(429, "daily quota").with_retry_after(3600),
+            ScriptedReply::text("never asked"),
+        ]);
+        let reliable = ReliableProvider::new(provider_for(&server, kind), fast_policy());
+        let error = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            reliable.complete(&hello(model)),
+        )
+        .await
+        .expect("no hour-long wait")
+        .unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::RateLimited { retry_after: Some(d), .. }
+                if d.as_secs() == 3600),
+            "{format:?}: {error:?}"
+        );
+        assert_eq!(server.requests().len(), 1, "{format:?}");
+    }
+}
+
+#[tokio::test]
 async fn stream_cut_before_the_first_token_is_reconnected() {
     for (format, kind, model) in FORMATS {
         let server = FakeLlm::start(format).await.unwrap();

@@ -1,6 +1,7 @@
 //! One provider call inside a turn: `stream()` when the model supports it,
 //! text forwarded as it arrives, `complete()` as the fallback when the
-//! stream fails before producing anything; always raced against the
+//! stream fails before producing anything (not after a rate limit, which
+//! `complete()` would meet as well); always raced against the
 //! turn's cancellation token and the per-call deadline.
 
 use provider::StreamCollector;
@@ -48,6 +49,14 @@ pub async fn call_provider(
                 Err(Consumed::Failed(failure)) => return Err(failure),
                 Ok(response) => return Ok(response),
             },
+            // A rate limit is the account's, not the stream's: complete()
+            // would only ask again before the server's wait is over.
+            Err(error @ ProviderError::RateLimited { .. }) => {
+                return Err(CallFailure::Provider {
+                    error,
+                    partial: String::new(),
+                });
+            }
             Err(error) => {
                 tracing::info!(%error, "stream could not start; falling back to complete()");
             }

@@ -20,7 +20,7 @@ use types::runner::SandboxTier;
 /// The Oxydra guest: gateway, runtime, memory and tools for one user.
 /// Normally started by `oxydra-runner`, never by hand.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "oxydra-vm", version)]
 struct Args {
     /// Read the bootstrap envelope from stdin (a 4-byte big-endian length,
     /// then that many bytes of JSON). Without it, the envelope is read from

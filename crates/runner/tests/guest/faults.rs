@@ -189,7 +189,8 @@ async fn rate_limited_with_retry_after_waits_then_succeeds_once() {
         ScriptedReply::text("Answer after the wait"),
     ])
     .await;
-    let mut guest = start(&llm, |_| {}).await;
+    // A Retry-After is waited for up to backoff_max.
+    let mut guest = start(&llm, |config| config.reliability.backoff_max_ms = 2000).await;
 
     let outcome = guest.turn("hello").await;
     assert_eq!(outcome.end, End::Completed("Answer after the wait".into()));
@@ -199,7 +200,7 @@ async fn rate_limited_with_retry_after_waits_then_succeeds_once() {
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].body, requests[1].body);
     assert!(streamed(&llm, 1));
-    // The backoff is 10-40 ms; only the server's Retry-After explains a
+    // The backoff is 5-10 ms; only the server's Retry-After explains a
     // pause of a second (a lower bound, which cannot flake).
     assert!(outcome.elapsed >= Duration::from_millis(950), "{outcome:?}");
     guest.still_serves().await;
@@ -407,7 +408,11 @@ async fn a_retry_after_longer_than_the_turn_timeout_ends_at_the_timeout() {
         ScriptedReply::error(429, "come back in an hour").with_retry_after(3600),
     ])
     .await;
-    let mut guest = start(&llm, |config| config.runtime.turn_timeout_secs = 1).await;
+    let mut guest = start(&llm, |config| {
+        config.runtime.turn_timeout_secs = 1;
+        config.reliability.backoff_max_ms = 7_200_000;
+    })
+    .await;
 
     let outcome = guest.turn("hello").await;
     let End::Failed(message) = &outcome.end else {
@@ -418,4 +423,27 @@ async fn a_retry_after_longer_than_the_turn_timeout_ends_at_the_timeout() {
     assert_eq!(llm.requests().len(), 1, "no request while waiting");
     guest.still_serves().await;
     assert_eq!(llm.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_backoff_max_fails_the_turn_at_once() {
+    let llm = llm(vec![
+        ScriptedReply::error(429, "daily quota used up").with_retry_after(3600),
+    ])
+    .await;
+    // The turn timeout is long: a wait would end there, with another message.
+    let mut guest = start(&llm, |config| config.runtime.turn_timeout_secs = 60).await;
+
+    let outcome = guest.turn("hello").await;
+    let End::Failed(message) = &outcome.end else {
+        panic!("the turn should fail: {outcome:?}");
+    };
+    assert!(
+        message.contains("rate limit") && message.contains("daily quota used up"),
+        "{message}"
+    );
+    assert!(message.contains("retry after 3600"), "{message}");
+    // No complete() fallback either: the limit is the account's.
+    assert_eq!(llm.requests().len(), 1);
+    guest.still_serves().await;
 }
