@@ -27,6 +27,10 @@ pub struct GatewayLimits {
     pub approval_timeout: Duration,
     /// How long a new connection has to send its `Hello`.
     pub hello_timeout: Duration,
+    /// How long a session stays loaded with no client attached and no
+    /// turn running or waiting; then its lane and replay buffer are freed
+    /// (only its latest terminal frame is kept for resuming clients).
+    pub idle_session: Duration,
 }
 
 impl Default for GatewayLimits {
@@ -39,6 +43,7 @@ impl Default for GatewayLimits {
             replay_frames: 1024,
             approval_timeout: Duration::from_secs(300),
             hello_timeout: Duration::from_secs(10),
+            idle_session: Duration::from_secs(900),
         }
     }
 }
@@ -65,6 +70,7 @@ impl GatewayLimits {
         for (name, value) in [
             ("approval_timeout", self.approval_timeout),
             ("hello_timeout", self.hello_timeout),
+            ("idle_session", self.idle_session),
         ] {
             if value.is_zero() {
                 return Err(GatewayError::InvalidConfig(format!(

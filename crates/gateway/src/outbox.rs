@@ -77,18 +77,43 @@ pub(crate) fn encode(message: &GatewayServerMessage) -> Utf8Bytes {
     }
 }
 
+/// Where a new outbox starts numbering: the microseconds since the Unix
+/// epoch. A session's outbox is rebuilt when the gateway restarts or
+/// reloads an idle session, and a client keeps the highest number it saw
+/// (dropping lower ones as duplicates): starting from the clock keeps the
+/// new numbers above the old ones, since no session sends a frame per
+/// microsecond over its life. (Below 2^53 until 2255, so exact in
+/// JavaScript clients too.)
+pub(crate) fn clock_seq() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 impl Outbox {
-    pub fn new(capacity: usize) -> Self {
+    /// An outbox whose first frame gets `after + 1`, and whose latest
+    /// terminal state (for clients resuming from too far back) is `last_terminal`.
+    pub fn new(capacity: usize, after: u64, last_terminal: Option<Frame>) -> Self {
         let (sender, _) = broadcast::channel(BROADCAST_SLOTS);
         Self {
             state: Mutex::new(State {
-                head: 0,
+                head: after,
                 recent: VecDeque::new(),
                 capacity,
-                last_terminal: None,
+                last_terminal,
             }),
             sender,
         }
+    }
+
+    /// The latest frame that ended a turn.
+    pub fn last_terminal(&self) -> Option<Frame> {
+        self.lock().last_terminal.clone()
+    }
+
+    /// Whether any client is attached.
+    pub fn has_clients(&self) -> bool {
+        self.sender.receiver_count() > 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -190,7 +215,7 @@ mod tests {
 
     #[test]
     fn frames_are_numbered_and_encoded_once() {
-        let outbox = Outbox::new(8);
+        let outbox = Outbox::new(8, 0, None);
         assert_eq!(outbox.publish(delta("a")), 1);
         assert_eq!(outbox.publish(delta("b")), 2);
         let replay = outbox.attach(Some(0)).replay;
@@ -201,7 +226,7 @@ mod tests {
 
     #[test]
     fn resume_replays_exactly_the_missed_frames_then_goes_live() {
-        let outbox = Outbox::new(8);
+        let outbox = Outbox::new(8, 0, None);
         for text in ["a", "b", "c"] {
             outbox.publish(delta(text));
         }
@@ -216,8 +241,25 @@ mod tests {
     }
 
     #[test]
+    fn a_rebuilt_outbox_numbers_on_and_keeps_the_terminal_state() {
+        let old = Outbox::new(8, clock_seq(), None);
+        old.publish(delta("a"));
+        let last = old.publish(completed("a"));
+        let rebuilt = Outbox::new(8, clock_seq(), old.last_terminal());
+        let first = rebuilt.publish(delta("b"));
+        assert!(first > last, "{first} after {last}");
+        // A client that saw the old frames up to the terminal one gets the
+        // new frames only; one from before it gets it first.
+        assert_eq!(seqs(&rebuilt.attach(Some(last)).replay), [first]);
+        assert_eq!(seqs(&rebuilt.attach(Some(last - 1)).replay), [last, first]);
+        assert!(!rebuilt.has_clients());
+        let _attached = rebuilt.attach(None);
+        assert!(rebuilt.has_clients());
+    }
+
+    #[test]
     fn resume_from_too_far_back_gets_the_latest_terminal_state() {
-        let outbox = Outbox::new(3);
+        let outbox = Outbox::new(3, 0, None);
         outbox.publish(delta("a")); // 1
         outbox.publish(completed("a")); // 2
         outbox.publish(delta("b")); // 3
@@ -226,7 +268,7 @@ mod tests {
         let replay = outbox.attach(Some(0)).replay;
         assert_eq!(seqs(&replay), [2, 3, 4, 5]);
         // Without any terminal frame, the buffered frames are all there is.
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, 0, None);
         for text in ["a", "b", "c", "d"] {
             outbox.publish(delta(text));
         }

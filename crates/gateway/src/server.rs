@@ -31,6 +31,7 @@ use crate::connection::serve_connection;
 use crate::directory::SessionDirectory;
 use crate::error::GatewayError;
 use crate::limits::GatewayLimits;
+use crate::outbox::{Frame, Outbox, clock_seq};
 use crate::session::SessionHub;
 use crate::turn::{BackgroundJob, run_background_lane, run_lane};
 
@@ -94,6 +95,9 @@ pub(crate) struct Shared {
     pub directory: Arc<dyn SessionDirectory>,
     pub limits: GatewayLimits,
     hubs: Mutex<HashMap<SessionId, Arc<SessionHub>>>,
+    /// The latest terminal frame of each session unloaded while idle: what
+    /// a client resuming it from too far back is given.
+    dormant: Mutex<HashMap<SessionId, Frame>>,
     /// Owns every task the gateway spawns (connections, lanes).
     pub tracker: TaskTracker,
     /// The root of the cancellation tree: gateway → session → turn.
@@ -134,17 +138,23 @@ impl Shared {
         let mut hubs = self.hubs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(hub) = hubs.get(id) {
             return if &hub.user == user {
+                hub.touch();
                 Ok(Arc::clone(hub))
             } else {
                 Err(HubRefusal::OtherUser)
             };
         }
+        let last_terminal = self
+            .dormant
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
         let (hub, queue) = SessionHub::new(
             id.clone(),
             user.clone(),
             &self.shutdown,
             self.limits.lane_depth,
-            self.limits.replay_frames,
+            Outbox::new(self.limits.replay_frames, clock_seq(), last_terminal),
         );
         let hub = Arc::new(hub);
         hubs.insert(id.clone(), Arc::clone(&hub));
@@ -152,6 +162,29 @@ impl Shared {
         self.tracker
             .spawn(run_lane(Arc::clone(self), Arc::clone(&hub), queue));
         Ok(hub)
+    }
+
+    /// Unloads the sessions idle at `now` (see `SessionHub::is_idle`):
+    /// their lanes stop and only their latest terminal frame is kept. A
+    /// client coming back loads the session afresh, numbered on from the
+    /// clock. Returns how many were unloaded.
+    pub fn unload_idle(&self, now: Instant) -> usize {
+        let mut hubs = self.hubs.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle: Vec<SessionId> = hubs
+            .values()
+            .filter(|hub| hub.is_idle(now, self.limits.idle_session))
+            .map(|hub| hub.id.clone())
+            .collect();
+        let mut dormant = self.dormant.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in &idle {
+            if let Some(hub) = hubs.remove(id) {
+                hub.cancel.cancel();
+                if let Some(frame) = hub.outbox.last_terminal() {
+                    dormant.insert(id.clone(), frame);
+                }
+            }
+        }
+        idle.len()
     }
 
     pub fn health(&self) -> HealthReport {
@@ -195,6 +228,7 @@ impl Gateway {
             connections: Arc::new(Semaphore::new(parts.limits.max_connections)),
             limits: parts.limits,
             hubs: Mutex::new(HashMap::new()),
+            dormant: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             started: Instant::now(),
@@ -223,6 +257,9 @@ impl Gateway {
         shared
             .tracker
             .spawn(run_background_lane(Arc::clone(&shared), self.background));
+        shared
+            .tracker
+            .spawn(unload_idle_sessions(Arc::clone(&shared)));
         let router = Router::new()
             .route("/ws", get(upgrade))
             .route("/health", get(health))
@@ -381,6 +418,24 @@ impl BackgroundTurn {
         self.outcome
             .await
             .unwrap_or(Err(GatewayError::ShuttingDown))
+    }
+}
+
+/// Unloads idle sessions until the gateway stops, checking four times per
+/// `idle_session` (so a session goes at most a quarter late).
+async fn unload_idle_sessions(shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(shared.limits.idle_session / 4);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            now = ticks.tick() => {
+                let unloaded = shared.unload_idle(now.into_std());
+                if unloaded > 0 {
+                    tracing::debug!(unloaded, "unloaded idle sessions");
+                }
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +45,8 @@ pub(crate) struct SessionHub {
     lane_depth: usize,
     active: Mutex<Option<ActiveTurn>>,
     approvals: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+    /// When the session was last fetched, given a turn or finished one.
+    last_used: Mutex<Instant>,
 }
 
 impl SessionHub {
@@ -53,24 +56,47 @@ impl SessionHub {
         user: UserId,
         parent: &CancellationToken,
         lane_depth: usize,
-        replay_frames: usize,
+        outbox: Outbox,
     ) -> (Self, mpsc::Receiver<QueuedTurn>) {
         let (lane, queue) = mpsc::channel(lane_depth);
         let hub = Self {
             id,
             user,
-            outbox: Outbox::new(replay_frames),
+            outbox,
             cancel: parent.child_token(),
             lane,
             lane_depth,
             active: Mutex::new(None),
             approvals: Mutex::new(HashMap::new()),
+            last_used: Mutex::new(Instant::now()),
         };
         (hub, queue)
     }
 
+    /// Marks the session as used now.
+    pub fn touch(&self) {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Whether the session may be unloaded at `now`: no client attached,
+    /// no turn running or waiting, and unused for at least `idle`.
+    pub fn is_idle(&self, now: Instant, idle: Duration) -> bool {
+        let last_used = *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        now.saturating_duration_since(last_used) >= idle
+            && !self.outbox.has_clients()
+            && !self.is_busy()
+            && self.lane.capacity() == self.lane_depth
+    }
+
     /// Queues a turn behind the active one; never waits.
     pub fn enqueue(&self, turn: QueuedTurn) -> Result<(), LaneRefusal> {
+        self.touch();
         self.lane.try_send(turn).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => LaneRefusal::Full {
                 depth: self.lane_depth,
@@ -86,6 +112,7 @@ impl SessionHub {
 
     pub fn clear_active(&self) {
         *self.active.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.touch();
     }
 
     /// Cancels the active turn (queued turns stay queued); the id of the

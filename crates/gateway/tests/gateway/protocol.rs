@@ -10,7 +10,7 @@ use types::protocol::gateway::{GatewayClientFrame, GatewayErrorCode, GatewayServ
 use types::runner::SandboxTier;
 use types::{SecretString, SessionId, UserId};
 
-use crate::support::{Harness, Options};
+use crate::support::{Harness, Options, assert_consecutive};
 use futures::SinkExt;
 
 fn hello_with(token: &str) -> GatewayClientFrame {
@@ -291,8 +291,8 @@ async fn new_session_starts_fresh_and_old_sessions_stay_listed() {
     // system prompt and the new message.
     let last = harness.llm.requests().pop().unwrap().body;
     assert_eq!(last["messages"].as_array().unwrap().len(), 2, "{last}");
-    // Its stream starts at sequence 1.
-    assert_eq!(frames[0].seq, 1);
+    // Its stream is numbered on without gaps.
+    assert_consecutive(&frames);
 
     client.send(&GatewayClientFrame::ListSessions).await;
     let message = client.recv().await;

@@ -6,7 +6,7 @@ use test_support::ScriptedReply;
 use types::UserId;
 use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame, GatewayServerMessage};
 
-use crate::support::{Harness, Options, deltas, final_message, slow_answer};
+use crate::support::{Harness, Options, assert_consecutive, deltas, final_message, slow_answer};
 
 fn resume(harness: &Harness, session: &types::SessionId, from: u64) -> GatewayClientFrame {
     GatewayClientFrame::Hello {
@@ -42,12 +42,7 @@ async fn reconnecting_mid_stream_loses_and_repeats_nothing() {
     assert_eq!(resumed, session);
     let after = again.recv_turn().await;
     let all: Vec<GatewayServerMessage> = before.into_iter().chain(after).collect();
-    let seqs: Vec<u64> = all.iter().map(|m| m.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=all.len() as u64).collect::<Vec<_>>(),
-        "frames lost or repeated"
-    );
+    assert_consecutive(&all);
     assert_eq!(final_message(&all), text);
     assert_eq!(deltas(&all), text);
 }
@@ -102,4 +97,56 @@ async fn an_up_to_date_client_gets_no_replay_and_then_live_frames() {
     let next = again.recv_turn().await;
     assert_eq!(next[0].seq, head + 1);
     assert_eq!(final_message(&next), "You said: second");
+}
+
+#[tokio::test]
+async fn an_idle_session_is_unloaded_and_numbered_on_when_it_comes_back() {
+    let idle = std::time::Duration::from_millis(200);
+    let harness = Harness::start_with(
+        vec![ScriptedReply::text("one two"), ScriptedReply::text("three")],
+        Options {
+            limits: GatewayLimits {
+                idle_session: idle,
+                ..GatewayLimits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let (mut client, session) = harness.attach("alice").await;
+    client.turn("first").await;
+    let frames = client.recv_turn().await;
+    let head = frames.last().unwrap().seq;
+    // A session with a client attached stays loaded however long it idles.
+    tokio::time::sleep(idle * 3).await;
+    assert_eq!(harness.gateway.handle().health().active_sessions, 1);
+
+    drop(client);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while harness.gateway.handle().health().active_sessions > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle session was never unloaded"
+        );
+        tokio::time::sleep(idle / 4).await;
+    }
+
+    // Reloaded: a client from too far back still gets the latest terminal
+    // state, and the new frames are numbered above everything it saw.
+    let (mut again, resumed) = harness
+        .attach_with(resume(&harness, &session, head - 1))
+        .await;
+    assert_eq!(resumed, session);
+    let replayed = again.recv().await;
+    assert_eq!(replayed.seq, head);
+    assert!(
+        matches!(replayed.frame, GatewayServerFrame::TurnCompleted { .. }),
+        "{replayed:?}"
+    );
+    again.turn("second").await;
+    let next = again.recv_turn().await;
+    assert!(next[0].seq > head, "{} after {head}", next[0].seq);
+    assert_consecutive(&next);
+    assert_eq!(final_message(&next), "three");
+    assert_eq!(harness.gateway.handle().health().active_sessions, 1);
 }

@@ -265,6 +265,18 @@ impl Client {
     }
 }
 
+/// Session frames numbered one after another, nothing lost or repeated.
+pub fn assert_consecutive(frames: &[GatewayServerMessage]) {
+    let seqs: Vec<u64> = frames.iter().map(|m| m.seq).collect();
+    let first = seqs.first().copied().unwrap_or_default();
+    assert!(first > 0, "session frames are numbered: {seqs:?}");
+    assert_eq!(
+        seqs,
+        (first..first + seqs.len() as u64).collect::<Vec<_>>(),
+        "frames lost or repeated"
+    );
+}
+
 /// Concatenated `AssistantDelta` text.
 pub fn deltas(frames: &[GatewayServerMessage]) -> String {
     frames

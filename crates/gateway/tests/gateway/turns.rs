@@ -8,7 +8,7 @@ use test_support::{Fault, ScriptedReply};
 use types::protocol::gateway::{GatewayClientFrame, GatewayErrorCode, GatewayServerFrame};
 use types::{SessionId, UserId};
 
-use crate::support::{Harness, Options, deltas, final_message, slow_answer};
+use crate::support::{Harness, Options, assert_consecutive, deltas, final_message, slow_answer};
 
 /// A reply that streams a few words and then hangs until cancelled.
 fn hanging() -> ScriptedReply {
@@ -62,9 +62,8 @@ async fn a_turn_streams_deltas_and_completes_with_usage_and_cost() {
         }
         other => panic!("expected completion, got {other:?}"),
     }
-    // Every session frame is numbered 1, 2, 3, … without gaps.
-    let seqs: Vec<u64> = frames.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, (1..=frames.len() as u64).collect::<Vec<_>>());
+    // Session frames are numbered on without gaps.
+    assert_consecutive(&frames);
     // The runtime stored the exchange.
     let stored = harness.memory.messages(session.as_str());
     assert_eq!(stored.len(), 2);

@@ -231,6 +231,7 @@ fn gateway_limits(config: &GatewayConfig) -> GatewayLimits {
         lane_depth: config.lane_depth,
         replay_frames: config.replay_frames,
         approval_timeout: Duration::from_secs(config.approval_timeout_secs),
+        idle_session: Duration::from_secs(config.idle_session_secs),
         ..GatewayLimits::default()
     }
 }

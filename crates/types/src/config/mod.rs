@@ -68,6 +68,9 @@ pub struct GatewayConfig {
     pub replay_frames: usize,
     /// How long a privileged tool call waits for the human's answer.
     pub approval_timeout_secs: u64,
+    /// How long a session stays loaded with no client and no turn; then
+    /// its lane and replay buffer are freed.
+    pub idle_session_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -78,6 +81,7 @@ impl Default for GatewayConfig {
             lane_depth: 16,
             replay_frames: 1024,
             approval_timeout_secs: 300,
+            idle_session_secs: 900,
         }
     }
 }

@@ -97,10 +97,16 @@ impl AgentConfig {
         if let Some((field, _)) = limits.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::NonPositiveLimit { field });
         }
-        if gateway.approval_timeout_secs == 0 {
-            return Err(ConfigError::NonPositiveLimit {
-                field: "gateway.approval_timeout_secs",
-            });
+        for (field, secs) in [
+            (
+                "gateway.approval_timeout_secs",
+                gateway.approval_timeout_secs,
+            ),
+            ("gateway.idle_session_secs", gateway.idle_session_secs),
+        ] {
+            if secs == 0 {
+                return Err(ConfigError::NonPositiveLimit { field });
+            }
         }
         Ok(())
     }
@@ -297,6 +303,10 @@ mod tests {
         assert_eq!(
             check(|c| c.gateway.approval_timeout_secs = 0),
             "gateway.approval_timeout_secs must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c.gateway.idle_session_secs = 0),
+            "gateway.idle_session_secs must be greater than 0"
         );
     }
 
