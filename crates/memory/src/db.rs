@@ -377,3 +377,40 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn at_most_max_readers_are_out_at_once_and_a_freed_slot_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Arc::new(
+            Pool::open(Location::Local(dir.path().join("m.db")))
+                .await
+                .unwrap(),
+        );
+        let mut taken = Vec::new();
+        for _ in 0..MAX_READERS {
+            taken.push(pool.take_reader().await.unwrap());
+        }
+        // One more waits for a slot (it is never refused).
+        let waiting = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.take_reader().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        assert_eq!(pool.reader_slots.available_permits(), 0);
+
+        // Giving one back (connection, then slot) lets it through, on the
+        // returned connection rather than a new one.
+        let (conn, slot) = taken.pop().unwrap();
+        pool.release_reader(conn);
+        drop(slot);
+        let (conn, _slot) = waiting.await.unwrap().unwrap();
+        assert!(pool.readers.lock().unwrap().is_empty());
+        let mut rows = conn.query("SELECT 1", ()).await.unwrap();
+        assert!(rows.next().await.unwrap().is_some());
+    }
+}
