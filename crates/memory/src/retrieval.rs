@@ -449,6 +449,35 @@ impl LibsqlMemory {
         found
     }
 
+    /// The vector half's candidates; after an index search, completed with
+    /// the full-text matches the index missed, scored exactly.
+    async fn with_missed_matches(
+        &self,
+        hits: VectorHits,
+        fts: &[Candidate],
+        search: Search,
+        query_vector: Vec<f32>,
+    ) -> Result<Vec<Candidate>, MemoryError> {
+        let mut vector = hits.found;
+        if !hits.approximate {
+            return Ok(vector);
+        }
+        let missed: Vec<Candidate> = fts
+            .iter()
+            .filter(|c| !vector.iter().any(|v| v.chunk_id == c.chunk_id))
+            .cloned()
+            .collect();
+        if !missed.is_empty() {
+            let scored = self
+                .search(search, move |conn, search| async move {
+                    exact_similarities(&conn, &search.model, &query_vector, missed).await
+                })
+                .await?;
+            vector.extend(scored);
+        }
+        Ok(vector)
+    }
+
     async fn upsert_source(
         &self,
         conn: &Connection,
@@ -565,24 +594,13 @@ impl MemoryRetrieval for LibsqlMemory {
             }
         };
         let (hits, mut fts) = tokio::try_join!(vector, fts)?;
-        let mut vector = hits.found;
-        if hits.approximate
-            && let Some(query_vector) = query_vector
-        {
-            let missed: Vec<Candidate> = fts
-                .iter()
-                .filter(|c| !vector.iter().any(|v| v.chunk_id == c.chunk_id))
-                .cloned()
-                .collect();
-            if !missed.is_empty() {
-                let scored = self
-                    .search(search, move |conn, search| async move {
-                        exact_similarities(&conn, &search.model, &query_vector, missed).await
-                    })
-                    .await?;
-                vector.extend(scored);
+        let mut vector = match query_vector {
+            Some(query_vector) => {
+                self.with_missed_matches(hits, &fts, search, query_vector)
+                    .await?
             }
-        }
+            None => hits.found,
+        };
         // A neighbour pointing away from the query (cosine <= 0) carries no
         // evidence of relevance.
         vector.retain(|c| c.raw > 0.0);
@@ -763,6 +781,98 @@ mod tests {
         assert_eq!((tie[0].raw, tie[1].raw), (1.0, 1.0));
         let mut empty: Vec<Candidate> = Vec::new();
         min_max(&mut empty, |_| 1.0);
+    }
+
+    #[tokio::test]
+    async fn full_text_matches_an_index_search_missed_are_scored_exactly() {
+        use crate::embed::{Embedder, LexicalEmbedder};
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let embedder = Arc::new(LexicalEmbedder::new());
+        let memory = LibsqlMemory::open(
+            crate::MemoryOptions::local(dir.path().join("m.db")),
+            embedder.clone(),
+        )
+        .await
+        .unwrap();
+        let texts = [
+            "a zebra by the river",
+            "zebra crossing ahead",
+            "no match here",
+        ];
+        let inputs = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| ChunkInput {
+                text: (*text).to_owned(),
+                source_uri: None,
+                sequence_start: i as i64,
+                sequence_end: i as i64,
+                metadata: Value::Null,
+            })
+            .collect();
+        memory.upsert_chunks("s", inputs).await.unwrap();
+        let search = Search {
+            scope: RetrievalScope::Session,
+            session_id: "s".into(),
+            model: embedder.model_name().to_owned(),
+            wanted: 20,
+        };
+        let query = embedder.vector("zebra");
+        let fts = memory
+            .search(search.clone(), |conn, search| async move {
+                let expression = match_expression("zebra").unwrap();
+                fts_candidates(&conn, &search, &expression).await
+            })
+            .await
+            .unwrap();
+        assert_eq!(fts.len(), 2);
+        // The index returned one of the two matches: the other is added
+        // with its exact cosine, the found one is not repeated.
+        let found = vec![Candidate {
+            raw: 0.5,
+            ..fts[0].clone()
+        }];
+        let completed = memory
+            .with_missed_matches(
+                VectorHits {
+                    found: found.clone(),
+                    approximate: true,
+                },
+                &fts,
+                search.clone(),
+                query.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(completed.len(), 2, "{completed:?}");
+        assert_eq!(completed[0].raw, 0.5);
+        assert_eq!(completed[1].chunk_id, fts[1].chunk_id);
+        let stored = embedder.vector(&fts[1].text);
+        let cosine: f64 = query
+            .iter()
+            .zip(&stored)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum();
+        assert!(
+            (completed[1].raw - cosine).abs() < 1e-4,
+            "{completed:?} vs {cosine}"
+        );
+        // An exact scan missed nothing: its list stands as it is.
+        let exact = memory
+            .with_missed_matches(
+                VectorHits {
+                    found: found.clone(),
+                    approximate: false,
+                },
+                &fts,
+                search,
+                query,
+            )
+            .await
+            .unwrap();
+        assert_eq!(exact.len(), 1);
     }
 
     #[test]
