@@ -179,6 +179,8 @@ impl Shared {
         for id in &idle {
             if let Some(hub) = hubs.remove(id) {
                 hub.cancel.cancel();
+                // Its history is in memory; the next turn restores it.
+                self.runtime.release_session(id);
                 if let Some(frame) = hub.outbox.last_terminal() {
                     dormant.insert(id.clone(), frame);
                 }

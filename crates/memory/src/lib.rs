@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod db;
 pub mod embed;
 mod fts;

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fts_session",
         sql: include_str!("../migrations/0004_fts_session.sql"),
     },
+    Migration {
+        version: 5,
+        name: "audit",
+        sql: include_str!("../migrations/0005_audit.sql"),
+    },
 ];
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS memory_migrations (

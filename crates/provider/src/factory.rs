@@ -11,7 +11,7 @@ use types::{
     AgentConfig, ModelCatalog, Provider, ProviderError, ProviderId, ProviderType, SecretString,
 };
 
-use crate::http::HttpEndpoint;
+use crate::http::{HttpEndpoint, StreamTimeouts};
 use crate::reliable::{Fallback, ReliableProvider, RetryPolicy};
 use crate::wire::HttpProvider;
 use crate::{anthropic, gemini, openai, responses};
@@ -41,7 +41,7 @@ pub fn build_provider(
     }
     let mut headers = auth_headers(entry.provider_type, key);
     headers.extend(entry.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let endpoint = HttpEndpoint::new(base_url, headers)?;
+    let endpoint = HttpEndpoint::new(base_url, headers, StreamTimeouts::from_entry(name, entry))?;
     let id = ProviderId::new(name);
     let kind = entry.provider_type;
     Ok(match kind {

@@ -9,16 +9,66 @@ use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use types::{ProviderError, ProviderStream, StreamItem};
 
 use crate::sse::{SseDecoder, SseEvent};
 
 /// How long establishing a connection may take. There is no overall
-/// request timeout here: streams are long, and the runtime bounds each
-/// provider call with `turn_timeout_secs`.
+/// request timeout: an answer may stream for many minutes, so a stream is
+/// judged by its progress (`StreamTimeouts`) and the runtime caps a whole
+/// turn with `runtime.turn_timeout_secs`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// At most this much of an unparseable error body is quoted in a message.
 const MAX_QUOTED_BODY: usize = 500;
+
+/// How long a request may go without progress, from the provider entry's
+/// `stream_idle_timeout_secs` and `first_token_timeout_secs`. Either one
+/// firing ends the attempt as a dropped connection (`ConnectionLost`, which
+/// `ReliableProvider` retries while nothing reached the caller), with a
+/// message naming the setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTimeouts {
+    /// The registry entry's name, for the setting's full key.
+    pub provider: String,
+    /// The longest gap between two bytes of a streamed body.
+    pub idle: Duration,
+    /// The longest wait, from the request, for the first content (a
+    /// streamed token or tool-call fragment, or a whole non-streamed body).
+    pub first_token: Duration,
+}
+
+impl StreamTimeouts {
+    /// The timeouts of provider entry `provider` as configured.
+    pub fn from_entry(provider: &str, entry: &types::config::ProviderEntry) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            idle: Duration::from_secs(entry.stream_idle_timeout_secs),
+            first_token: Duration::from_secs(entry.first_token_timeout_secs),
+        }
+    }
+
+    fn idle_message(&self) -> String {
+        format!(
+            "no data from the provider for {}s (providers.{}.stream_idle_timeout_secs)",
+            self.idle.as_secs_f64(),
+            self.provider
+        )
+    }
+
+    fn first_token_message(&self) -> String {
+        format!(
+            "no answer from the provider within {}s (providers.{}.first_token_timeout_secs)",
+            self.first_token.as_secs_f64(),
+            self.provider
+        )
+    }
+
+    /// The error for a request that produced nothing in time.
+    pub(crate) fn first_token_error(&self) -> ProviderError {
+        ProviderError::ConnectionLost(self.first_token_message())
+    }
+}
 
 /// A vendor API root with the headers every request carries.
 #[derive(Debug, Clone)]
@@ -26,6 +76,7 @@ pub(crate) struct HttpEndpoint {
     client: reqwest::Client,
     base_url: String,
     headers: HeaderMap,
+    timeouts: StreamTimeouts,
 }
 
 impl HttpEndpoint {
@@ -35,6 +86,7 @@ impl HttpEndpoint {
     pub(crate) fn new(
         base_url: &str,
         headers: impl IntoIterator<Item = (String, String)>,
+        timeouts: StreamTimeouts,
     ) -> Result<Self, ProviderError> {
         let url = reqwest::Url::parse(base_url).map_err(|e| {
             ProviderError::Configuration(format!("invalid base_url '{base_url}': {e}"))
@@ -63,7 +115,12 @@ impl HttpEndpoint {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
             headers: map,
+            timeouts,
         })
+    }
+
+    pub(crate) fn timeouts(&self) -> &StreamTimeouts {
+        &self.timeouts
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -177,10 +234,16 @@ pub trait EventParser: Send + 'static {
 /// receiver is dropped (even while waiting for bytes), at the terminal
 /// event, or when the body ends. A body that ends (or breaks) before the
 /// terminal event yields a final `ConnectionLost`.
+///
+/// `timeouts` bound the gaps: no byte for `idle`, or no content item by
+/// `first_token_deadline`, ends the stream with a `ConnectionLost` naming
+/// the setting.
 pub(crate) fn pump_sse(
     response: reqwest::Response,
     mut parser: impl EventParser,
     buffer_size: usize,
+    timeouts: StreamTimeouts,
+    first_token_deadline: Instant,
 ) -> ProviderStream {
     let (tx, rx) = mpsc::channel(buffer_size.max(1));
     tokio::spawn(async move {
@@ -188,9 +251,21 @@ pub(crate) fn pump_sse(
         let mut decoder = SseDecoder::new();
         let mut events = Vec::new();
         let mut items = Vec::new();
+        let mut content_seen = false;
         loop {
+            let idle_deadline = Instant::now() + timeouts.idle;
+            let (deadline, why) = if !content_seen && first_token_deadline < idle_deadline {
+                (first_token_deadline, timeouts.first_token_message())
+            } else {
+                (idle_deadline, timeouts.idle_message())
+            };
             let chunk = tokio::select! {
                 _ = tx.closed() => return,
+                _ = tokio::time::sleep_until(deadline) => {
+                    // The receiver may be gone already; nothing to do then.
+                    let _ = tx.send(StreamItem::ConnectionLost(why)).await;
+                    return;
+                }
                 chunk = body.next() => chunk,
             };
             let lost = match chunk {
@@ -212,6 +287,7 @@ pub(crate) fn pump_sse(
                         }
                     }
                     for item in items.drain(..) {
+                        content_seen |= item.is_content();
                         if tx.send(item).await.is_err() {
                             return;
                         }
@@ -321,19 +397,27 @@ mod tests {
         assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
     }
 
+    fn timeouts() -> StreamTimeouts {
+        StreamTimeouts::from_entry(
+            "test",
+            &types::config::ProviderEntry::new(types::ProviderType::Openai),
+        )
+    }
+
     #[test]
     fn endpoint_rejects_bad_configuration_without_echoing_values() {
-        let err = HttpEndpoint::new("ftp://x", []).unwrap_err();
+        let err = HttpEndpoint::new("ftp://x", [], timeouts()).unwrap_err();
         assert!(err.to_string().contains("must use http or https"), "{err}");
-        let err = HttpEndpoint::new("not a url", []).unwrap_err();
+        let err = HttpEndpoint::new("not a url", [], timeouts()).unwrap_err();
         assert!(err.to_string().contains("invalid base_url"), "{err}");
         let err = HttpEndpoint::new(
             "http://127.0.0.1:1",
             [("x-key".into(), "sk-secret\n".into())],
+            timeouts(),
         )
         .unwrap_err();
         assert!(!err.to_string().contains("sk-secret"), "{err}");
-        let endpoint = HttpEndpoint::new("http://127.0.0.1:1/v1/", []).unwrap();
+        let endpoint = HttpEndpoint::new("http://127.0.0.1:1/v1/", [], timeouts()).unwrap();
         assert_eq!(
             endpoint.url("/chat/completions"),
             "http://127.0.0.1:1/v1/chat/completions"

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
+use tokio::time::Instant;
 use types::{
     Context, ModelCatalog, ModelDescriptor, ModelId, Provider, ProviderCaps, ProviderError,
     ProviderId, ProviderStream, ProviderType, Response,
@@ -143,9 +144,16 @@ impl<W: WireApi> Provider for HttpProvider<W> {
         self.catalog.caps(self.provider_type, model)
     }
 
+    /// A whole answer arrives at once, so all of it must come within
+    /// `first_token_timeout_secs`.
     async fn complete(&self, context: &Context) -> Result<Response, ProviderError> {
-        let response = self.send(context, false).await?;
-        let body = response.bytes().await.map_err(transport_error)?;
+        let timeouts = self.endpoint.timeouts();
+        let body = tokio::time::timeout(timeouts.first_token, async {
+            let response = self.send(context, false).await?;
+            response.bytes().await.map_err(transport_error)
+        })
+        .await
+        .map_err(|_| timeouts.first_token_error())??;
         self.wire.parse_response(context, &body)
     }
 
@@ -154,11 +162,17 @@ impl<W: WireApi> Provider for HttpProvider<W> {
         context: &Context,
         buffer_size: usize,
     ) -> Result<ProviderStream, ProviderError> {
-        let response = self.send(context, true).await?;
+        let timeouts = self.endpoint.timeouts();
+        let first_token_deadline = Instant::now() + timeouts.first_token;
+        let response = tokio::time::timeout_at(first_token_deadline, self.send(context, true))
+            .await
+            .map_err(|_| timeouts.first_token_error())??;
         Ok(pump_sse(
             response,
             self.wire.stream_parser(context),
             buffer_size,
+            timeouts.clone(),
+            first_token_deadline,
         ))
     }
 }

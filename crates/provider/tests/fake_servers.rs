@@ -537,3 +537,99 @@ async fn missing_key_for_a_vendor_url_is_a_configuration_error() {
     local.complete(&hello("gpt-4.1")).await.unwrap();
     assert!(!server.requests()[0].headers.contains_key("authorization"));
 }
+
+/// A provider for `server` whose streams may go `idle_secs` without a byte
+/// and `first_token_secs` without content.
+fn provider_with_timeouts(
+    server: &FakeLlm,
+    kind: ProviderType,
+    idle_secs: u64,
+    first_token_secs: u64,
+) -> Arc<dyn Provider> {
+    let entry = ProviderEntry {
+        stream_idle_timeout_secs: idle_secs,
+        first_token_timeout_secs: first_token_secs,
+        ..entry(kind, server.base_url())
+    };
+    build_provider(
+        "slowpoke",
+        &entry,
+        ModelCatalog::pinned(),
+        Some(&SecretString::new(KEY)),
+    )
+    .unwrap()
+}
+
+/// A model that keeps writing is never cut off: the idle timeout measures
+/// the gap between bytes, not the age of the stream (which once ended every
+/// answer at 60 s).
+#[tokio::test]
+async fn a_stream_that_keeps_sending_outlives_its_idle_timeout() {
+    let words: Vec<String> = (1..=7).map(|n| format!("w{n} ")).collect();
+    let text = words.concat();
+    let server = FakeLlm::start(WireFormat::Openai).await.unwrap();
+    // One event per write, 500 ms apart: ~4 s in all, against a 1 s idle
+    // limit and a 2 s first-token limit.
+    server.push(ScriptedReply::text(text.clone()).with_chunk_delay_ms(500));
+    let provider = provider_with_timeouts(&server, ProviderType::Openai, 1, 2);
+    let started = std::time::Instant::now();
+    let items = drain(provider.stream(&hello("gpt-4.1"), 8).await.unwrap()).await;
+    assert!(started.elapsed() > std::time::Duration::from_secs(3));
+    assert_eq!(text_of(&items), text, "{items:?}");
+    assert!(
+        !items
+            .iter()
+            .any(|item| matches!(item, StreamItem::ConnectionLost(_))),
+        "{items:?}"
+    );
+}
+
+/// A stream that goes silent after its first tokens ends at the idle
+/// timeout with a reason naming the setting to raise.
+#[tokio::test]
+async fn a_silent_stream_is_ended_by_the_idle_timeout_naming_the_setting() {
+    for (format, kind, model) in FORMATS {
+        let server = FakeLlm::start(format).await.unwrap();
+        server.push(ScriptedReply::text("half an answer").with_fault(Fault::NeverEnd));
+        let provider = provider_with_timeouts(&server, kind, 1, 30);
+        let items = drain(provider.stream(&hello(model), 8).await.unwrap()).await;
+        assert_eq!(text_of(&items), "half an answer", "{format:?}");
+        match items.last() {
+            Some(StreamItem::ConnectionLost(reason)) => assert!(
+                reason.contains("providers.slowpoke.stream_idle_timeout_secs"),
+                "{format:?}: {reason}"
+            ),
+            other => panic!("{format:?}: expected ConnectionLost, got {other:?}"),
+        }
+    }
+}
+
+/// A server that takes the request but sends nothing is given up on at
+/// the first-token timeout, as a dropped connection: the reliability layer
+/// retries it, and `complete()` is bounded the same way.
+#[tokio::test]
+async fn a_request_without_an_answer_ends_at_the_first_token_timeout() {
+    let server = FakeLlm::start(WireFormat::Anthropic).await.unwrap();
+    server.push_all([
+        ScriptedReply::text("too late").with_delay_ms(5_000),
+        ScriptedReply::text("too late").with_delay_ms(5_000),
+        ScriptedReply::text("in time"),
+    ]);
+    let provider = provider_with_timeouts(&server, ProviderType::Anthropic, 30, 1);
+    let model = "claude-sonnet-4-5-20250929";
+    let error = provider.stream(&hello(model), 8).await.unwrap_err();
+    assert!(
+        matches!(&error, ProviderError::ConnectionLost(reason)
+            if reason.contains("providers.slowpoke.first_token_timeout_secs")),
+        "{error:?}"
+    );
+    assert!(error.is_retriable());
+    let error = provider.complete(&hello(model)).await.unwrap_err();
+    assert!(
+        error.to_string().contains("first_token_timeout_secs"),
+        "{error}"
+    );
+    let reliable = ReliableProvider::new(provider, fast_policy());
+    let response = reliable.complete(&hello(model)).await.unwrap();
+    assert_eq!(response.message.content.as_deref(), Some("in time"));
+}

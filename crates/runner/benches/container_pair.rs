@@ -36,12 +36,12 @@ use sandbox::shell_policy::ShellPolicy;
 use serde_json::json;
 use test_support::bench::{Timings, full_run, time_calls};
 use tools::shell::{
-    HostShellSession, ShellBackend, ShellDaemonEndpoint, ShellSession, VsockShellSession,
-    register_shell_tool,
+    HostShellSession, MAX_COMMAND_TIMEOUT, ShellBackend, ShellDaemonEndpoint, ShellSession,
+    VsockShellSession, register_shell_tool,
 };
 use tools::{StaticApproval, ToolRegistry};
 use types::protocol::bootstrap::ApprovalPolicy;
-use types::{ToolCall, UserId};
+use types::{ToolCall, ToolContext, UserId};
 
 const RUNNER: &str = env!("CARGO_BIN_EXE_oxydra-runner");
 const VM: &str = env!("CARGO_BIN_EXE_oxydra-vm");
@@ -273,8 +273,13 @@ fn registry(backend: ShellBackend) -> ToolRegistry {
         Arc::new(Scrubber::new()),
         Arc::new(StaticApproval(ApprovalPolicy::Allow)),
     );
-    register_shell_tool(&mut registry, backend, ShellPolicy::new(allowlist()))
-        .expect("shell_exec registers");
+    register_shell_tool(
+        &mut registry,
+        backend,
+        ShellPolicy::new(allowlist()),
+        MAX_COMMAND_TIMEOUT,
+    )
+    .expect("shell_exec registers");
     registry
 }
 
@@ -282,7 +287,7 @@ fn through<'a>(registry: &'a ToolRegistry, tool_call: &'a ToolCall) -> Call<'a> 
     Box::new(move || {
         Box::pin(async move {
             registry
-                .execute_with_policy(tool_call)
+                .execute_with_policy(tool_call, &ToolContext::new("test"))
                 .await
                 .expect("shell_exec")
         })
@@ -293,7 +298,7 @@ fn bare<'a>(session: &'a dyn ShellSession) -> Call<'a> {
     Box::new(move || {
         Box::pin(async move {
             session
-                .exec("echo hi", EXEC_TIMEOUT)
+                .exec(&"bench".into(), "echo hi", EXEC_TIMEOUT)
                 .await
                 .expect("echo hi runs")
                 .stdout

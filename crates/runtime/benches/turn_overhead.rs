@@ -22,7 +22,7 @@ use types::protocol::bootstrap::ApprovalPolicy;
 use types::{
     Context, FinishReason, FunctionDecl, JsonSchema, MessageRole, ModelCatalog, ModelDescriptor,
     ModelId, Provider, ProviderCaps, ProviderError, ProviderId, ProviderStream, ProviderType,
-    Response, SafetyTier, SessionId, StreamItem, Tool, ToolError, UsageUpdate,
+    Response, SafetyTier, SessionId, StreamItem, Tool, ToolContext, ToolError, UsageUpdate,
 };
 
 /// Answers at once: a tool call for a prompt that asks for one (when the
@@ -109,7 +109,7 @@ impl Tool for Echo {
         }
     }
 
-    async fn execute(&self, args: &str) -> Result<String, ToolError> {
+    async fn execute(&self, args: &str, _context: &ToolContext) -> Result<String, ToolError> {
         Ok(args.to_owned())
     }
 

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use types::error::BudgetKind;
 use types::{
     Context, FunctionDecl, Memory, MemoryError, MemoryRetrieval, Message, ModelDescriptor,
-    Provider, ProviderId, RuntimeError, SessionId, UsageUpdate,
+    Provider, ProviderId, RuntimeError, SessionId, ToolContext, UsageUpdate,
 };
 
 use crate::call::{CallFailure, call_provider};
@@ -25,7 +25,7 @@ use crate::context::{StoredMessage, declarations_tokens, input_budget, select_hi
 use crate::dispatch::{Dispatched, Dispatcher, ToolOutcome};
 use crate::events::{EventSink, RuntimeEvent, TurnState, emit};
 use crate::limits::RuntimeLimits;
-use crate::session::{CANCELLED_MARKER, SessionState, payload};
+use crate::session::{CANCELLED_MARKER, SessionState, UsageTotals, payload};
 
 /// Tool results written for calls a cancel or crash left unanswered.
 const UNANSWERED_RESULT: &str =
@@ -173,7 +173,46 @@ impl AgentRuntime {
         Ok(state.messages.len())
     }
 
-    /// Stores `message` (write-through) and appends it to the session.
+    /// Drops the cached state of a session nobody is using (the gateway
+    /// unloaded it), so memory stays bounded over thousands of sessions; the
+    /// next turn restores it from storage. Without storage the cache is the
+    /// only copy of the conversation and is kept: `false` then, when the
+    /// session was not cached, or while a turn still uses it.
+    pub fn release_session(&self, session_id: &SessionId) -> bool {
+        if self.memory.is_none() {
+            return false;
+        }
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only a state nobody holds: a turn still running keeps its own
+        // reference, and a second restored copy beside it would write the
+        // same sequence numbers. Turns take their reference under this lock.
+        let idle = sessions
+            .get(session_id)
+            .is_some_and(|state| Arc::strong_count(state) == 1);
+        idle && sessions.remove(session_id).is_some()
+    }
+
+    /// How many sessions are cached.
+    pub fn cached_sessions(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Everything the session's model calls used and cost so far (restored
+    /// from storage after a restart).
+    pub async fn session_totals(
+        &self,
+        session_id: &SessionId,
+    ) -> Result<UsageTotals, RuntimeError> {
+        let session = self.session(session_id).await?;
+        let state = session.lock().await;
+        Ok(state.totals)
+    }
+
+    /// Stores `message` (write-through), with the usage accounted since the
+    /// previous stored message, and appends it to the session.
     async fn append(
         &self,
         state: &mut SessionState,
@@ -185,9 +224,14 @@ impl AgentRuntime {
         if let Some(parts) = &self.memory {
             parts
                 .memory
-                .store(session_id.as_str(), sequence, payload(&message, cancelled)?)
+                .store(
+                    session_id.as_str(),
+                    sequence,
+                    payload(&message, cancelled, &state.unrecorded)?,
+                )
                 .await?;
         }
+        state.unrecorded = UsageTotals::default();
         state.next_sequence += 1;
         state.messages.push(StoredMessage::new(message, sequence));
         Ok(())
@@ -260,25 +304,34 @@ impl AgentRuntime {
         cancel: &CancellationToken,
         events: &EventSink,
     ) -> Result<TurnOutcome, RuntimeError> {
+        // The whole turn — model calls, tools, approvals — runs under one
+        // wall-clock cap; streams and tools have their own, finer bounds.
+        let deadline = Instant::now() + self.parts.limits.turn_timeout;
         let session = self.session(session_id).await?;
         let mut state = session.lock().await;
         self.answer_unanswered(&mut state, session_id, false)
             .await?;
         self.append(&mut state, session_id, Message::user(user_message), false)
             .await?;
-        let mut usage = UsageUpdate::default();
-        let mut turn_cost = 0.0;
+        let mut turn = UsageTotals::default();
+        let tool_context = ToolContext::new(session_id.clone());
         for call_number in 1..=self.parts.limits.max_turns {
             if cancel.is_cancelled() {
                 emit(events, RuntimeEvent::State(TurnState::Cancelled)).await;
                 return Err(RuntimeError::Cancelled);
             }
             self.check_cost(&state)?;
-            self.maybe_summarize(&mut state, session_id, cancel).await;
+            let summarised = self
+                .maybe_summarize(&mut state, session_id, deadline, cancel)
+                .await;
+            if let Some(summary_usage) = summarised {
+                self.account(&mut state, &mut turn, &summary_usage, events)
+                    .await;
+                self.check_cost(&state)?;
+            }
             let context = self.prepare_context(&state, session_id, user_message).await;
             emit(events, RuntimeEvent::State(TurnState::Streaming)).await;
             let caps = self.parts.provider.capabilities(&context.model)?;
-            let deadline = Instant::now() + self.parts.limits.turn_timeout;
             let response = match call_provider(
                 self.parts.provider.as_ref(),
                 &context,
@@ -311,18 +364,8 @@ impl AgentRuntime {
                 }
             };
             if let Some(call_usage) = &response.usage {
-                let cost = self.parts.model.cost_usd(call_usage);
-                usage.accumulate(call_usage);
-                turn_cost += cost;
-                state.cost_usd += cost;
-                emit(
-                    events,
-                    RuntimeEvent::Usage {
-                        usage: *call_usage,
-                        cost_usd: cost,
-                    },
-                )
-                .await;
+                self.account(&mut state, &mut turn, call_usage, events)
+                    .await;
             }
             let message = response.message;
             self.append(&mut state, session_id, message.clone(), false)
@@ -331,8 +374,8 @@ impl AgentRuntime {
                 emit(events, RuntimeEvent::State(TurnState::Yielding)).await;
                 return Ok(TurnOutcome {
                     final_message: message,
-                    usage,
-                    cost_usd: turn_cost,
+                    usage: turn.usage,
+                    cost_usd: turn.cost_usd,
                     provider_calls: call_number,
                 });
             }
@@ -340,7 +383,8 @@ impl AgentRuntime {
             let dispatcher = Dispatcher {
                 registry: &self.parts.tools,
                 scrubber: &self.parts.scrubber,
-                timeout: self.parts.limits.turn_timeout,
+                context: &tool_context,
+                deadline,
                 cancel,
                 events,
             };
@@ -354,6 +398,14 @@ impl AgentRuntime {
                     emit(events, RuntimeEvent::State(TurnState::Cancelled)).await;
                     return Err(RuntimeError::Cancelled);
                 }
+                Dispatched::TimedOut(done) => {
+                    self.store_results(&mut state, session_id, done).await?;
+                    self.answer_unanswered(&mut state, session_id, false)
+                        .await?;
+                    return Err(RuntimeError::BudgetExceeded {
+                        kind: BudgetKind::Timeout,
+                    });
+                }
             }
             // A cost overrun is reported after what was bought is stored.
             self.check_cost(&state)?;
@@ -363,9 +415,31 @@ impl AgentRuntime {
         })
     }
 
+    /// Counts one model call's usage toward the turn and the session, and
+    /// reports it.
+    async fn account(
+        &self,
+        state: &mut SessionState,
+        turn: &mut UsageTotals,
+        usage: &UsageUpdate,
+        events: &EventSink,
+    ) {
+        let cost = self.parts.model.cost_usd(usage);
+        turn.add(usage, cost);
+        state.account(usage, cost);
+        emit(
+            events,
+            RuntimeEvent::Usage {
+                usage: *usage,
+                cost_usd: cost,
+            },
+        )
+        .await;
+    }
+
     fn check_cost(&self, state: &SessionState) -> Result<(), RuntimeError> {
         match self.parts.limits.max_cost {
-            Some(max) if state.cost_usd >= max => Err(RuntimeError::BudgetExceeded {
+            Some(max) if state.totals.cost_usd >= max => Err(RuntimeError::BudgetExceeded {
                 kind: BudgetKind::Cost,
             }),
             Some(_) | None => Ok(()),

@@ -3,14 +3,17 @@
 //! other call flushes the batch and runs alone. Results come back in the
 //! model's order. Every failure becomes a `Tool execution failed: …`
 //! result — the model reads it and can correct itself.
-
-use std::time::Duration;
+//!
+//! Each call is bounded by its tool's own timeout (the registry enforces
+//! it, after any wait for approval); the dispatch as a whole is raced
+//! against the turn's cancellation and its wall-clock deadline.
 
 use futures::future::join_all;
 use sandbox::scrub::Scrubber;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tools::{ToolRegistry, failure_message};
-use types::{SafetyTier, ToolCall, ToolError};
+use types::{SafetyTier, ToolCall, ToolContext};
 
 use crate::events::{EventSink, RuntimeEvent, emit};
 
@@ -32,6 +35,14 @@ pub enum Dispatched {
     All(Vec<ToolOutcome>),
     /// Cancelled; the calls that finished first, in order.
     Cancelled(Vec<ToolOutcome>),
+    /// The turn's deadline passed; the calls that finished first.
+    TimedOut(Vec<ToolOutcome>),
+}
+
+/// Why a dispatch stopped early.
+enum Stopped {
+    Cancelled,
+    TimedOut,
 }
 
 /// Everything a dispatch needs.
@@ -39,8 +50,10 @@ pub enum Dispatched {
 pub struct Dispatcher<'a> {
     pub registry: &'a ToolRegistry,
     pub scrubber: &'a Scrubber,
-    /// Bound on each tool run (`turn_timeout_secs`).
-    pub timeout: Duration,
+    /// The conversation the calls are made in.
+    pub context: &'a ToolContext,
+    /// The turn's wall-clock deadline (`turn_timeout_secs`).
+    pub deadline: Instant,
     pub cancel: &'a CancellationToken,
     pub events: &'a EventSink,
 }
@@ -48,39 +61,51 @@ pub struct Dispatcher<'a> {
 impl Dispatcher<'_> {
     pub async fn run(&self, calls: &[ToolCall]) -> Dispatched {
         let mut done = Vec::with_capacity(calls.len());
+        match self.run_all(calls, &mut done).await {
+            Ok(()) => Dispatched::All(done),
+            Err(Stopped::Cancelled) => Dispatched::Cancelled(done),
+            Err(Stopped::TimedOut) => Dispatched::TimedOut(done),
+        }
+    }
+
+    async fn run_all(
+        &self,
+        calls: &[ToolCall],
+        done: &mut Vec<ToolOutcome>,
+    ) -> Result<(), Stopped> {
         let mut batch: Vec<&ToolCall> = Vec::new();
         for call in calls {
             if self.registry.safety_tier(&call.name) == Some(SafetyTier::ReadOnly) {
                 batch.push(call);
                 continue;
             }
-            if !self.flush(&mut batch, &mut done).await {
-                return Dispatched::Cancelled(done);
-            }
+            self.flush(&mut batch, done).await?;
             batch.push(call);
-            if !self.flush(&mut batch, &mut done).await {
-                return Dispatched::Cancelled(done);
-            }
+            self.flush(&mut batch, done).await?;
         }
-        if !self.flush(&mut batch, &mut done).await {
-            return Dispatched::Cancelled(done);
-        }
-        Dispatched::All(done)
+        self.flush(&mut batch, done).await
     }
 
-    /// Runs `batch` concurrently and appends its outcomes in order;
-    /// `false` when cancelled first.
-    async fn flush(&self, batch: &mut Vec<&ToolCall>, done: &mut Vec<ToolOutcome>) -> bool {
+    /// Runs `batch` concurrently and appends its outcomes in order.
+    async fn flush(
+        &self,
+        batch: &mut Vec<&ToolCall>,
+        done: &mut Vec<ToolOutcome>,
+    ) -> Result<(), Stopped> {
+        if self.cancel.is_cancelled() {
+            return Err(Stopped::Cancelled);
+        }
         if batch.is_empty() {
-            return !self.cancel.is_cancelled();
+            return Ok(());
         }
         let calls = std::mem::take(batch);
         let results = tokio::select! {
-            _ = self.cancel.cancelled() => return false,
+            _ = self.cancel.cancelled() => return Err(Stopped::Cancelled),
+            _ = tokio::time::sleep_until(self.deadline) => return Err(Stopped::TimedOut),
             results = join_all(calls.iter().map(|call| self.one(call))) => results,
         };
         done.extend(results);
-        true
+        Ok(())
     }
 
     async fn one(&self, call: &ToolCall) -> ToolOutcome {
@@ -93,15 +118,8 @@ impl Dispatcher<'_> {
             },
         )
         .await;
-        let started = tokio::time::Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.registry.execute_with_policy(call))
-            .await
-            .unwrap_or_else(|_| {
-                Err(ToolError::Timeout {
-                    tool: call.name.clone(),
-                    after: self.timeout,
-                })
-            });
+        let started = Instant::now();
+        let result = self.registry.execute_with_policy(call, self.context).await;
         let ok = result.is_ok();
         tracing::info!(
             tool = %call.name,

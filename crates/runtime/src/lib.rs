@@ -21,4 +21,4 @@ pub use agent::{AgentRuntime, MemoryParts, RuntimeParts, TurnOutcome};
 pub use dispatch::ToolOutcome;
 pub use events::{EventSink, RuntimeEvent, TurnState};
 pub use limits::RuntimeLimits;
-pub use session::CANCELLED_MARKER;
+pub use session::{CANCELLED_MARKER, UsageTotals};

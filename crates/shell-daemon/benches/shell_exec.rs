@@ -17,11 +17,12 @@ use sandbox::shell_policy::ShellPolicy;
 use serde_json::json;
 use test_support::bench::{Timings, full_run, time_calls};
 use tools::shell::{
-    LocalDaemonOptions, LocalProcessShellSession, ShellBackend, ShellSession, register_shell_tool,
+    LocalDaemonOptions, LocalProcessShellSession, MAX_COMMAND_TIMEOUT, ShellBackend,
+    register_shell_tool,
 };
 use tools::{StaticApproval, ToolRegistry};
-use types::ToolCall;
 use types::protocol::bootstrap::ApprovalPolicy;
+use types::{ToolCall, ToolContext};
 
 const CALLS: usize = 1_000;
 const SMOKE_CALLS: usize = 3;
@@ -40,8 +41,13 @@ fn registry(backend: ShellBackend) -> ToolRegistry {
         .map(str::to_owned)
         .collect();
     programs.push("echo".into());
-    register_shell_tool(&mut registry, backend, ShellPolicy::new(programs))
-        .expect("shell_exec registers");
+    register_shell_tool(
+        &mut registry,
+        backend,
+        ShellPolicy::new(programs),
+        MAX_COMMAND_TIMEOUT,
+    )
+    .expect("shell_exec registers");
     registry
 }
 
@@ -49,7 +55,7 @@ fn through<'a>(registry: &'a ToolRegistry, tool_call: &'a ToolCall) -> Call<'a> 
     Box::new(move || {
         Box::pin(async move {
             registry
-                .execute_with_policy(tool_call)
+                .execute_with_policy(tool_call, &ToolContext::new("test"))
                 .await
                 .expect("shell_exec")
         })
@@ -90,7 +96,8 @@ async fn main() {
             Box::new(move || {
                 Box::pin(async move {
                     local
-                        .exec("echo hi", Duration::from_secs(10))
+                        .client()
+                        .run("echo hi", Duration::from_secs(10))
                         .await
                         .expect("daemon exec")
                         .stdout

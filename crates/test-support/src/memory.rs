@@ -1,4 +1,5 @@
-//! `RecordingMemory`: an in-memory `Memory` + `MemoryRetrieval` for tests.
+//! `RecordingMemory`: an in-memory `Memory` + `MemoryRetrieval` (and
+//! `AuditLog`) for tests.
 //! It keeps the contract of the real store (strictly increasing sequences,
 //! compare-and-swap summaries) and records every operation so tests can
 //! assert what was stored, in which order.
@@ -9,8 +10,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use serde_json::Value;
 use types::{
-    ChunkInput, Memory, MemoryError, MemoryRecord, MemoryRetrieval, MemorySummaryState, Message,
-    RetrievalResult, SummaryWriteOutcome, UpsertOutcome,
+    AuditLog, AuditRecord, ChunkInput, Memory, MemoryError, MemoryRecord, MemoryRetrieval,
+    MemorySummaryState, Message, RetrievalResult, SummaryWriteOutcome, UpsertOutcome,
 };
 
 /// One recorded call.
@@ -51,6 +52,7 @@ struct Inner {
     summaries: HashMap<String, MemorySummaryState>,
     /// Summaries another writer stores just before the next write.
     interlopers: HashMap<String, MemorySummaryState>,
+    audit: Vec<AuditRecord>,
     ops: Vec<MemoryOp>,
 }
 
@@ -97,10 +99,23 @@ impl RecordingMemory {
         self.lock().summaries.get(session_id).cloned()
     }
 
+    /// The audit records appended so far, in order.
+    pub fn audit_records(&self) -> Vec<AuditRecord> {
+        self.lock().audit.clone()
+    }
+
     /// Makes "another writer" store `state` right before the next summary
     /// write of `session_id`, so that write loses the compare-and-swap.
     pub fn race_next_summary_write(&self, session_id: &str, state: MemorySummaryState) {
         self.lock().interlopers.insert(session_id.to_owned(), state);
+    }
+}
+
+#[async_trait]
+impl AuditLog for RecordingMemory {
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), MemoryError> {
+        self.lock().audit.push(record.clone());
+        Ok(())
     }
 }
 

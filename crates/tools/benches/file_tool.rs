@@ -17,8 +17,8 @@ use serde_json::json;
 use test_support::bench::{Timings, full_run, time_calls};
 use tools::file::register_file_tools;
 use tools::{StaticApproval, ToolRegistry};
-use types::ToolCall;
 use types::protocol::bootstrap::ApprovalPolicy;
+use types::{ToolCall, ToolContext};
 
 const CALLS: usize = 5_000;
 const SMOKE_CALLS: usize = 3;
@@ -68,9 +68,10 @@ async fn main() {
     let mut rows = Vec::new();
     for (name, runner) in variants {
         let registry = registry(&workspace, runner);
+        let context = ToolContext::new("bench");
         let Timings { p50, p99, mean } = time_calls(
             calls,
-            || registry.execute_with_policy(&call),
+            || registry.execute_with_policy(&call, &context),
             |output: &Result<String, _>| {
                 let output = output.as_ref().expect("file_read");
                 assert!(

@@ -17,7 +17,7 @@ use serde_json::Value;
 use types::protocol::file_ops::{
     Access, DirEntry, EntryKind, FileErrorKind, FileRequest, FileResponse,
 };
-use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolError};
+use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolContext, ToolError};
 use wasm_guest::VirtualPath;
 
 use crate::registry::{ArgumentPolicy, RegistryError, ToolRegistry};
@@ -324,7 +324,7 @@ impl Tool for FileTool {
         }
     }
 
-    async fn execute(&self, arguments: &str) -> Result<String, ToolError> {
+    async fn execute(&self, arguments: &str, _context: &ToolContext) -> Result<String, ToolError> {
         let request = self.kind.request(arguments)?;
         let response = run_file_request(&self.runner, self.kind.profile(), request).await?;
         Ok(render(&response))

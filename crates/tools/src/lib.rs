@@ -1,7 +1,7 @@
 //! Oxydra's core tools and the registry pipeline.
 //!
 //! Every call goes through `ToolRegistry::execute_with_policy`: lookup →
-//! argument validation → safety gate → security policy → timeout → execute
+//! argument validation → security policy → safety gate → timeout → execute
 //! → truncate → scrub. Tools run inside the limits `sandbox` defines; this
 //! crate never decides on its own what a path or command may touch.
 

@@ -2,8 +2,10 @@
 //!
 //! 1. look the tool up by name;
 //! 2. parse the argument JSON and validate it against the tool's schema;
-//! 3. safety gate: a `Privileged` call needs the approval gate's yes;
-//! 4. security policy on the arguments (paths, command, URL);
+//! 3. security policy on the arguments (paths, command, URL), so nobody is
+//!    asked to approve a call the policy would refuse anyway;
+//! 4. safety gate: a `Privileged` call needs the approval gate's yes (time
+//!    spent waiting for it never counts against the tool's timeout);
 //! 5. run `execute` under the tool's timeout;
 //! 6. truncate the output to `max_output_bytes` on a UTF-8 boundary;
 //! 7. scrub credentials from it.
@@ -22,11 +24,11 @@ use serde_json::Value;
 use thiserror::Error;
 use tracing::Instrument;
 use types::protocol::bootstrap::ApprovalPolicy;
-use types::{FunctionDecl, SafetyTier, Tool, ToolCall, ToolError};
+use types::{FunctionDecl, SafetyTier, SessionId, Tool, ToolCall, ToolContext, ToolError};
 
 /// Tool output beyond this many bytes is cut (16 KiB).
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024;
-/// How much of the arguments an approval prompt shows.
+/// How much of the arguments the one-line summary of an approval shows.
 const MAX_SUMMARY_CHARS: usize = 200;
 
 /// A check on a call's (schema-valid) arguments before the tool runs.
@@ -39,8 +41,13 @@ pub trait ArgumentPolicy: Send + Sync + fmt::Debug {
 pub struct ApprovalRequest {
     pub call_id: String,
     pub tool: String,
-    /// The arguments, scrubbed and shortened, for a human to judge.
+    pub safety_tier: SafetyTier,
+    /// The complete arguments, scrubbed, for a human to judge.
+    pub arguments: String,
+    /// The same, shortened to one line's worth.
     pub arguments_summary: String,
+    /// The conversation the call belongs to.
+    pub session_id: SessionId,
 }
 
 /// The answer to an `ApprovalRequest`.
@@ -208,11 +215,16 @@ impl ToolRegistry {
         self.entries.remove(name).is_some()
     }
 
-    /// Runs one call through the whole pipeline.
-    pub async fn execute_with_policy(&self, call: &ToolCall) -> Result<String, ToolError> {
+    /// Runs one call, made in the conversation `context` names, through
+    /// the whole pipeline.
+    pub async fn execute_with_policy(
+        &self,
+        call: &ToolCall,
+        context: &ToolContext,
+    ) -> Result<String, ToolError> {
         let span = tracing::info_span!("tool_call", tool = %call.name, call_id = %call.id);
         async {
-            let result = self.pipeline(call).await;
+            let result = self.pipeline(call, context).await;
             match &result {
                 Ok(output) => tracing::info!(bytes = output.len(), "tool call succeeded"),
                 Err(error) => tracing::info!(%error, "tool call failed"),
@@ -223,19 +235,26 @@ impl ToolRegistry {
         .await
     }
 
-    async fn pipeline(&self, call: &ToolCall) -> Result<String, ToolError> {
+    async fn pipeline(&self, call: &ToolCall, context: &ToolContext) -> Result<String, ToolError> {
         let entry = self
             .entries
             .get(&call.name)
             .ok_or_else(|| ToolError::NotFound(call.name.clone()))?;
         let arguments = parse_arguments(&call.arguments)?;
         validate(entry.validator()?, &arguments)?;
+        if let Some(policy) = &entry.policy {
+            policy.check(&arguments)?;
+        }
         let tier = entry.tool.safety_tier();
         if tier == SafetyTier::Privileged {
+            let scrubbed = self.scrubber.scrub(&call.arguments).into_owned();
             let request = ApprovalRequest {
                 call_id: call.id.clone(),
                 tool: call.name.clone(),
-                arguments_summary: self.summarize(&call.arguments),
+                safety_tier: tier,
+                arguments_summary: summarize(&scrubbed),
+                arguments: scrubbed,
+                session_id: context.session_id.clone(),
             };
             if let ApprovalDecision::Denied { reason } = self.approval.decide(&request).await {
                 return Err(ToolError::ApprovalDenied {
@@ -244,11 +263,9 @@ impl ToolRegistry {
                 });
             }
         }
-        if let Some(policy) = &entry.policy {
-            policy.check(&arguments)?;
-        }
+        // The tool's timeout starts only now, after any wait for approval.
         let timeout = entry.tool.timeout();
-        let output = tokio::time::timeout(timeout, entry.tool.execute(&call.arguments))
+        let output = tokio::time::timeout(timeout, entry.tool.execute(&call.arguments, context))
             .await
             .map_err(|_| ToolError::Timeout {
                 tool: call.name.clone(),
@@ -257,13 +274,13 @@ impl ToolRegistry {
         let output = truncate_output(&output, self.max_output_bytes);
         Ok(self.scrubber.scrub(&output).into_owned())
     }
+}
 
-    fn summarize(&self, arguments: &str) -> String {
-        let scrubbed = self.scrubber.scrub(arguments);
-        match scrubbed.char_indices().nth(MAX_SUMMARY_CHARS) {
-            Some((cut, _)) => format!("{}…", &scrubbed[..cut]),
-            None => scrubbed.into_owned(),
-        }
+/// `text` cut to `MAX_SUMMARY_CHARS` characters.
+fn summarize(text: &str) -> String {
+    match text.char_indices().nth(MAX_SUMMARY_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 

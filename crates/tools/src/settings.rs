@@ -91,6 +91,7 @@ mod tests {
         assert!(default.allowed_programs().any(|p| p == "grep"));
         let custom = shell_policy(&ShellToolConfig {
             allowlist: Some(vec!["ls".into()]),
+            ..ShellToolConfig::default()
         });
         assert_eq!(custom.allowed_programs().collect::<Vec<_>>(), ["ls"]);
         assert!(custom.check("cat x").is_err());

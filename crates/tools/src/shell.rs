@@ -30,15 +30,20 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
-use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolError};
+use types::{FunctionDecl, JsonSchema, SafetyTier, SessionId, Tool, ToolContext, ToolError};
 
 use crate::file::parse;
 use crate::registry::{ArgumentPolicy, RegistryError, ToolRegistry};
 
 /// A command's time limit when the model does not give one.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// The longest time limit a call may ask for.
+/// The longest time limit a call may ask for unless
+/// `tools.shell.max_timeout_secs` says otherwise.
 pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+/// How much longer than a command's own limit the registry waits: the
+/// session's timeout (which kills the process group and reports it) must
+/// fire first.
+const REGISTRY_GRACE: Duration = Duration::from_secs(10);
 /// Bytes kept of each of stdout and stderr.
 pub const DEFAULT_OUTPUT_CAP: usize = 256 * 1024;
 /// `PATH` of host-mode commands: system directories only.
@@ -59,10 +64,18 @@ pub struct ShellOutput {
 }
 
 /// A place to run commands: a shell-daemon session in the sandbox, or the
-/// host in development.
+/// host in development. `conversation` names the gateway session the
+/// command belongs to: a backend that keeps state (working directory,
+/// environment) keeps one per conversation, so two conversations never
+/// share a shell or wait for each other.
 #[async_trait]
 pub trait ShellSession: Send + Sync + fmt::Debug {
-    async fn exec(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ToolError>;
+    async fn exec(
+        &self,
+        conversation: &SessionId,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ShellOutput, ToolError>;
 }
 
 /// Runs commands with `sh -c` on the host, in `working_dir`, with a clean
@@ -106,9 +119,16 @@ async fn read_capped(mut reader: impl AsyncRead + Unpin, cap: usize) -> (Vec<u8>
     }
 }
 
+/// Host mode keeps no state between commands, so every conversation
+/// shares the one working directory.
 #[async_trait]
 impl ShellSession for HostShellSession {
-    async fn exec(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ToolError> {
+    async fn exec(
+        &self,
+        _conversation: &SessionId,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ShellOutput, ToolError> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -183,6 +203,8 @@ pub struct ShellExecTool {
     session: Arc<dyn ShellSession>,
     /// The allowlist, shown in the description so the model knows it.
     allowed_programs: Vec<String>,
+    /// The longest `timeout_secs` a call may ask for.
+    max_timeout: Duration,
 }
 
 impl ShellExecTool {
@@ -190,7 +212,14 @@ impl ShellExecTool {
         Self {
             session,
             allowed_programs: policy.allowed_programs().map(str::to_owned).collect(),
+            max_timeout: MAX_COMMAND_TIMEOUT,
         }
+    }
+
+    /// Lets calls ask for up to `max_timeout` (`tools.shell.max_timeout_secs`).
+    pub fn with_max_timeout(mut self, max_timeout: Duration) -> Self {
+        self.max_timeout = max_timeout.max(Duration::from_secs(1));
+        self
     }
 }
 
@@ -233,8 +262,14 @@ impl Tool for ShellExecTool {
                         "timeout_secs".to_owned(),
                         JsonSchema::integer()
                             .with_minimum(1)
-                            .with_maximum(MAX_COMMAND_TIMEOUT.as_secs() as i64)
-                            .with_description("Time limit in seconds (default 60)"),
+                            .with_maximum(
+                                i64::try_from(self.max_timeout.as_secs()).unwrap_or(i64::MAX),
+                            )
+                            .with_description(format!(
+                                "Time limit in seconds (default {}, at most {})",
+                                DEFAULT_COMMAND_TIMEOUT.as_secs(),
+                                self.max_timeout.as_secs()
+                            )),
                     ),
                 ]),
                 vec!["command".into()],
@@ -242,23 +277,26 @@ impl Tool for ShellExecTool {
         }
     }
 
-    async fn execute(&self, arguments: &str) -> Result<String, ToolError> {
+    async fn execute(&self, arguments: &str, context: &ToolContext) -> Result<String, ToolError> {
         let ExecArgs {
             command,
             timeout_secs,
         } = parse(arguments)?;
         let timeout = timeout_secs
             .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_COMMAND_TIMEOUT)
-            .clamp(Duration::from_secs(1), MAX_COMMAND_TIMEOUT);
-        let output = self.session.exec(&command, timeout).await?;
+            .unwrap_or(DEFAULT_COMMAND_TIMEOUT.min(self.max_timeout))
+            .clamp(Duration::from_secs(1), self.max_timeout);
+        let output = self
+            .session
+            .exec(&context.session_id, &command, timeout)
+            .await?;
         Ok(render(&output, timeout))
     }
 
     /// The registry's limit: the longest command time plus a margin, so the
     /// session's own timeout (which kills the process group) fires first.
     fn timeout(&self) -> Duration {
-        MAX_COMMAND_TIMEOUT + Duration::from_secs(10)
+        self.max_timeout + REGISTRY_GRACE
     }
 
     fn safety_tier(&self) -> SafetyTier {
@@ -298,11 +336,13 @@ pub enum ShellBackend {
     Disabled,
 }
 
-/// Registers `shell_exec` for `backend` (nothing when disabled).
+/// Registers `shell_exec` for `backend` (nothing when disabled); calls may
+/// ask for up to `max_timeout`.
 pub fn register_shell_tool(
     registry: &mut ToolRegistry,
     backend: ShellBackend,
     policy: ShellPolicy,
+    max_timeout: Duration,
 ) -> Result<(), RegistryError> {
     let session: Arc<dyn ShellSession> = match backend {
         ShellBackend::Session(session) => session,
@@ -310,7 +350,7 @@ pub fn register_shell_tool(
         ShellBackend::Disabled => return Ok(()),
     };
     registry.register_with_policy(
-        Arc::new(ShellExecTool::new(session, &policy)),
+        Arc::new(ShellExecTool::new(session, &policy).with_max_timeout(max_timeout)),
         Arc::new(CommandPolicy(policy)),
     )
 }

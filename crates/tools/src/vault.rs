@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sandbox::{CapabilityProfile, FileRunner, Workspace};
 use serde::Deserialize;
 use types::protocol::file_ops::{Access, FileRequest, FileResponse};
-use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolError};
+use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolContext, ToolError};
 
 use crate::file::{PathPolicy, parse, run_file_request};
 use crate::registry::{RegistryError, ToolRegistry};
@@ -148,7 +148,7 @@ impl Tool for VaultCopyTool {
         }
     }
 
-    async fn execute(&self, arguments: &str) -> Result<String, ToolError> {
+    async fn execute(&self, arguments: &str, _context: &ToolContext) -> Result<String, ToolError> {
         let CopyArgs {
             source,
             destination,

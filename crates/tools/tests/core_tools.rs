@@ -11,12 +11,12 @@ use sandbox::scrub::Scrubber;
 use sandbox::shell_policy::ShellPolicy;
 use sandbox::{CapabilityProfile, FileRunner, HostFileRunner, Workspace, default_file_runner};
 use tools::file::register_file_tools;
-use tools::shell::{ShellBackend, register_shell_tool};
+use tools::shell::{MAX_COMMAND_TIMEOUT, ShellBackend, register_shell_tool};
 use tools::vault::{AuditEntry, AuditSink, VaultStep, register_vault_tool};
 use tools::web::{SchemeOnlyGuard, SearchBackend, WebConfig, register_web_tools};
 use tools::{StaticApproval, ToolRegistry, failure_message};
 use types::protocol::bootstrap::ApprovalPolicy;
-use types::{SafetyTier, ToolCall, ToolError};
+use types::{SafetyTier, ToolCall, ToolContext, ToolError};
 
 #[derive(Debug, Default)]
 struct RecordingAudit(Mutex<Vec<AuditEntry>>);
@@ -73,7 +73,13 @@ impl Fixture {
         } else {
             ShellBackend::Disabled
         };
-        register_shell_tool(&mut registry, backend, ShellPolicy::default()).unwrap();
+        register_shell_tool(
+            &mut registry,
+            backend,
+            ShellPolicy::default(),
+            MAX_COMMAND_TIMEOUT,
+        )
+        .unwrap();
         let search = SearchBackend::Searxng {
             base_url: "http://127.0.0.1:9/".into(),
         };
@@ -107,11 +113,14 @@ impl Fixture {
 
     async fn call(&self, name: &str, arguments: serde_json::Value) -> Result<String, ToolError> {
         self.registry
-            .execute_with_policy(&ToolCall {
-                id: "c1".into(),
-                name: name.into(),
-                arguments: arguments.to_string(),
-            })
+            .execute_with_policy(
+                &ToolCall {
+                    id: "c1".into(),
+                    name: name.into(),
+                    arguments: arguments.to_string(),
+                },
+                &ToolContext::new("test"),
+            )
             .await
     }
 

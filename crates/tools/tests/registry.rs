@@ -1,4 +1,4 @@
-//! The registry pipeline: lookup → validation → safety gate → policy →
+//! The registry pipeline: lookup → validation → policy → safety gate →
 //! timeout → execute → truncate → scrub, each step observable.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use tools::{
     ToolRegistry, failure_message,
 };
 use types::protocol::bootstrap::ApprovalPolicy;
-use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolCall, ToolError};
+use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolCall, ToolContext, ToolError};
 
 /// What happened, in order, across gate, policy and tool.
 type Log = Arc<Mutex<Vec<String>>>;
@@ -61,7 +61,7 @@ impl Tool for TestTool {
         }
     }
 
-    async fn execute(&self, _args: &str) -> Result<String, ToolError> {
+    async fn execute(&self, _args: &str, _context: &ToolContext) -> Result<String, ToolError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.log.lock().unwrap().push("execute".into());
         tokio::time::sleep(self.delay).await;
@@ -161,7 +161,7 @@ async fn unknown_tools_and_bad_arguments_are_clear_errors() {
     ];
     for (name, arguments, expected) in cases {
         let err = registry
-            .execute_with_policy(&call(name, arguments))
+            .execute_with_policy(&call(name, arguments), &ToolContext::new("test"))
             .await
             .unwrap_err();
         let message = failure_message(&err);
@@ -174,7 +174,10 @@ async fn unknown_tools_and_bad_arguments_are_clear_errors() {
     );
     assert_eq!(
         registry
-            .execute_with_policy(&call("probe", "{\"path\": \"a\", \"count\": 2}"))
+            .execute_with_policy(
+                &call("probe", "{\"path\": \"a\", \"count\": 2}"),
+                &ToolContext::new("test")
+            )
             .await
             .unwrap(),
         "ok"
@@ -190,7 +193,10 @@ async fn a_policy_violation_never_reaches_execute() {
         .register_with_policy(tool.clone(), Arc::new(ForbiddenPaths(log.clone())))
         .unwrap();
     let err = registry
-        .execute_with_policy(&call("probe", r#"{"path": "/shared/forbidden"}"#))
+        .execute_with_policy(
+            &call("probe", r#"{"path": "/shared/forbidden"}"#),
+            &ToolContext::new("test"),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -201,14 +207,17 @@ async fn a_policy_violation_never_reaches_execute() {
     );
     assert_eq!(tool.calls.load(Ordering::SeqCst), 0);
     registry
-        .execute_with_policy(&call("probe", r#"{"path": "/shared/fine"}"#))
+        .execute_with_policy(
+            &call("probe", r#"{"path": "/shared/fine"}"#),
+            &ToolContext::new("test"),
+        )
         .await
         .unwrap();
     assert_eq!(*log.lock().unwrap(), ["policy", "policy", "execute"]);
 }
 
 #[tokio::test]
-async fn privileged_calls_pass_the_gate_before_the_policy() {
+async fn privileged_calls_pass_the_policy_before_anyone_is_asked() {
     let log = Log::default();
     let tool = TestTool::new("danger", SafetyTier::Privileged, "done", &log);
     let gate = Arc::new(RecordingGate {
@@ -223,7 +232,10 @@ async fn privileged_calls_pass_the_gate_before_the_policy() {
     let secret_args =
         r#"{"path": "/tmp/x", "count": 1, "note": "sk-proj-Zx8Qm3Lp9Rt2Vw5Yb7Nc4Kd6Hf1Gj0As"}"#;
     let err = registry
-        .execute_with_policy(&call("danger", r#"{"path": "/tmp/x"}"#))
+        .execute_with_policy(
+            &call("danger", r#"{"path": "/tmp/x"}"#),
+            &ToolContext::new("test"),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -232,12 +244,12 @@ async fn privileged_calls_pass_the_gate_before_the_policy() {
     );
     assert_eq!(
         *log.lock().unwrap(),
-        ["approval"],
-        "a denied call reaches neither policy nor tool"
+        ["policy", "approval"],
+        "a denied call never reaches the tool"
     );
     // Unknown field → validation fails before anyone is asked.
     registry
-        .execute_with_policy(&call("danger", secret_args))
+        .execute_with_policy(&call("danger", secret_args), &ToolContext::new("test"))
         .await
         .unwrap_err();
     assert_eq!(gate.seen.lock().unwrap().len(), 1);
@@ -251,33 +263,103 @@ async fn privileged_calls_pass_the_gate_before_the_policy() {
     log.lock().unwrap().clear();
     assert_eq!(
         registry
-            .execute_with_policy(&call(
-                "danger",
-                r#"{"path": "/tmp/sk-proj-Zx8Qm3Lp9Rt2Vw5Yb7Nc4Kd6Hf1Gj0As"}"#
-            ))
+            .execute_with_policy(
+                &call(
+                    "danger",
+                    r#"{"path": "/tmp/sk-proj-Zx8Qm3Lp9Rt2Vw5Yb7Nc4Kd6Hf1Gj0As"}"#
+                ),
+                &ToolContext::new("test")
+            )
             .await
             .unwrap(),
         "done"
     );
-    assert_eq!(*log.lock().unwrap(), ["approval", "policy", "execute"]);
-    let summary = approving.seen.lock().unwrap()[0].arguments_summary.clone();
-    assert!(
-        !summary.contains("Zx8Qm3Lp9Rt2Vw5Yb7Nc4Kd6Hf1Gj0As"),
-        "{summary}"
-    );
+    assert_eq!(*log.lock().unwrap(), ["policy", "approval", "execute"]);
+    let request = approving.seen.lock().unwrap()[0].clone();
+    for shown in [&request.arguments_summary, &request.arguments] {
+        assert!(
+            !shown.contains("Zx8Qm3Lp9Rt2Vw5Yb7Nc4Kd6Hf1Gj0As"),
+            "{shown}"
+        );
+    }
+    assert_eq!(request.safety_tier, SafetyTier::Privileged);
+    assert_eq!(request.session_id.as_str(), "test");
     registry = registry_with(
         Arc::new(StaticApproval(ApprovalPolicy::Deny)),
         tool.clone(),
         &log,
     );
     let err = registry
-        .execute_with_policy(&call("danger", r#"{"path": "/tmp/x"}"#))
+        .execute_with_policy(
+            &call("danger", r#"{"path": "/tmp/x"}"#),
+            &ToolContext::new("test"),
+        )
         .await
         .unwrap_err();
     assert!(
         err.to_string().contains("disabled by the operator"),
         "{err}"
     );
+}
+
+/// Nobody is asked to approve a call the policy refuses anyway.
+#[tokio::test]
+async fn a_call_refused_by_policy_never_asks_for_approval() {
+    let log = Log::default();
+    let tool = TestTool::new("danger", SafetyTier::Privileged, "done", &log);
+    let gate = Arc::new(RecordingGate {
+        approve: true,
+        log: log.clone(),
+        seen: Mutex::default(),
+    });
+    let registry = registry_with(gate.clone(), tool.clone(), &log);
+    let err = registry
+        .execute_with_policy(
+            &call("danger", r#"{"path": "/shared/forbidden"}"#),
+            &ToolContext::new("test"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolError::PolicyViolation { .. }), "{err}");
+    assert!(gate.seen.lock().unwrap().is_empty(), "no approval request");
+    assert_eq!(*log.lock().unwrap(), ["policy"]);
+    assert_eq!(tool.calls.load(Ordering::SeqCst), 0);
+}
+
+/// Answers after a pause (a person reading the request).
+#[derive(Debug)]
+struct SlowYes(Duration);
+
+#[async_trait]
+impl ApprovalGate for SlowYes {
+    async fn decide(&self, _request: &ApprovalRequest) -> ApprovalDecision {
+        tokio::time::sleep(self.0).await;
+        ApprovalDecision::Approved
+    }
+}
+
+/// The time a person takes to approve is the approval's, not the tool's:
+/// a yes after longer than the tool's timeout still runs the tool.
+#[tokio::test(start_paused = true)]
+async fn an_approval_answered_after_the_tool_timeout_still_runs_the_tool() {
+    let log = Log::default();
+    let tool = Arc::new(TestTool {
+        timeout: Duration::from_secs(1),
+        delay: Duration::from_millis(500),
+        ..Arc::into_inner(TestTool::new("danger", SafetyTier::Privileged, "ran", &log)).unwrap()
+    });
+    let mut registry = registry(Arc::new(SlowYes(Duration::from_secs(120))));
+    registry.register(tool.clone()).unwrap();
+    let started = tokio::time::Instant::now();
+    let output = registry
+        .execute_with_policy(
+            &call("danger", r#"{"path": "x"}"#),
+            &ToolContext::new("test"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(output, "ran");
+    assert!(started.elapsed() >= Duration::from_secs(120));
 }
 
 fn registry_with(gate: Arc<dyn ApprovalGate>, tool: Arc<TestTool>, log: &Log) -> ToolRegistry {
@@ -299,7 +381,7 @@ async fn slow_tools_time_out() {
     let mut registry = registry(allow());
     registry.register(tool).unwrap();
     let err = registry
-        .execute_with_policy(&call("slow", r#"{"path": "x"}"#))
+        .execute_with_policy(&call("slow", r#"{"path": "x"}"#), &ToolContext::new("test"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -321,7 +403,10 @@ async fn output_is_truncated_then_scrubbed() {
     let mut registry = registry(allow()).with_max_output_bytes(64);
     registry.register(tool).unwrap();
     let output = registry
-        .execute_with_policy(&call("leaky", r#"{"path": "x"}"#))
+        .execute_with_policy(
+            &call("leaky", r#"{"path": "x"}"#),
+            &ToolContext::new("test"),
+        )
         .await
         .unwrap();
     assert!(!output.contains(secret), "{output}");

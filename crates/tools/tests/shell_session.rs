@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::Framed;
-use tools::shell::{ShellDaemonEndpoint, ShellOutput, ShellSession, VsockShellSession};
+use tools::shell::{ShellDaemonEndpoint, ShellOutput, VsockShellSession};
 use types::protocol::framing::FrameCodec;
 use types::protocol::shell::{ShellDaemonRequest, ShellDaemonResponse, StreamType};
 
@@ -68,7 +68,7 @@ async fn exec_pipelines_spawn_and_exec_and_maps_the_output() {
     let session = server.session();
     let client = tokio::spawn(async move {
         session
-            .exec("grep -rn TODO src", Duration::from_millis(1500))
+            .run("grep -rn TODO src", Duration::from_millis(1500))
             .await
     });
     let mut conn = server.accept().await;
@@ -205,7 +205,7 @@ async fn daemon_errors_and_broken_answers_become_clear_tool_errors() {
     for (answer, expected) in cases {
         let server = Server::new();
         let session = server.session();
-        let client = tokio::spawn(async move { session.exec("ls", Duration::from_secs(5)).await });
+        let client = tokio::spawn(async move { session.run("ls", Duration::from_secs(5)).await });
         let mut conn = server.accept().await;
         read_request(&mut conn).await;
         read_request(&mut conn).await;
@@ -230,7 +230,7 @@ async fn an_abandoned_call_closes_its_connection_so_the_daemon_kills_the_command
     let client = tokio::spawn(async move {
         tokio::time::timeout(
             Duration::from_millis(100),
-            session.exec("sleep 600", Duration::from_secs(600)),
+            session.run("sleep 600", Duration::from_secs(600)),
         )
         .await
     });

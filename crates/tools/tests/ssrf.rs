@@ -28,7 +28,7 @@ use tools::web::{
     WebSearchTool,
 };
 use types::protocol::bootstrap::EgressPolicy;
-use types::{Tool, ToolError};
+use types::{Tool, ToolContext, ToolError};
 use url::Url;
 
 // ---- fakes -----------------------------------------------------------------
@@ -217,7 +217,11 @@ fn fetch_tool(guard: SsrfGuard, lookup: &Arc<StubLookup>) -> WebFetchTool {
 }
 
 async fn fetch(tool: &WebFetchTool, url: &str) -> Result<String, ToolError> {
-    tool.execute(&json!({ "url": url }).to_string()).await
+    tool.execute(
+        &json!({ "url": url }).to_string(),
+        &ToolContext::new("test"),
+    )
+    .await
 }
 
 #[track_caller]
@@ -431,7 +435,11 @@ async fn a_self_hosted_search_backend_needs_an_exception() {
         Arc::new(SsrfGuard::default()),
     )
     .unwrap();
-    let reason = policy_reason(refused.execute(r#"{"query": "q"}"#).await);
+    let reason = policy_reason(
+        refused
+            .execute(r#"{"query": "q"}"#, &ToolContext::new("test"))
+            .await,
+    );
     assert_contains(&reason, "SearXNG endpoint");
     assert_contains(&reason, "127.0.0.1 is a loopback address");
     assert_eq!(server.hits(), 0);
@@ -440,7 +448,9 @@ async fn a_self_hosted_search_backend_needs_an_exception() {
     let guard = SsrfGuard::from_policy(&EgressPolicy::DefaultSafe, [exception]).unwrap();
     let tool = WebSearchTool::new(config(&lookup), backend, Arc::new(guard)).unwrap();
     // The fake answers with a page, not JSON: reaching it is the point.
-    let result = tool.execute(r#"{"query": "q"}"#).await;
+    let result = tool
+        .execute(r#"{"query": "q"}"#, &ToolContext::new("test"))
+        .await;
     assert!(
         matches!(&result, Err(ToolError::Execution(m)) if m.contains("could not parse the SearXNG response")),
         "{result:?}"

@@ -17,7 +17,7 @@ use serde_json::json;
 use tools::web::{
     EgressGuard, SchemeOnlyGuard, SearchBackend, WebConfig, WebFetchTool, WebSearchTool,
 };
-use types::{JsonSchema, SafetyTier, SecretString, Tool, ToolError};
+use types::{JsonSchema, SafetyTier, SecretString, Tool, ToolContext, ToolError};
 use url::Url;
 
 async fn serve(router: Router) -> SocketAddr {
@@ -112,7 +112,8 @@ impl Site {
 
 /// Runs `tool` with `args` serialised as the model would send them.
 async fn call(tool: &impl Tool, args: serde_json::Value) -> Result<String, ToolError> {
-    tool.execute(&args.to_string()).await
+    tool.execute(&args.to_string(), &ToolContext::new("test"))
+        .await
 }
 
 async fn fetch(tool: &WebFetchTool, url: &str) -> Result<String, ToolError> {
@@ -389,7 +390,7 @@ async fn malformed_fetch_arguments_are_invalid_arguments() {
         json!({ "url": "no scheme here" }).to_string(),
     ];
     for args in cases {
-        assert_invalid_arguments(&args, tool.execute(&args).await);
+        assert_invalid_arguments(&args, tool.execute(&args, &ToolContext::new("test")).await);
     }
 }
 
@@ -651,7 +652,7 @@ async fn malformed_search_arguments_are_invalid_arguments() {
         .map(ToString::to_string)
         .chain(["[".to_owned()])
     {
-        assert_invalid_arguments(&args, tool.execute(&args).await);
+        assert_invalid_arguments(&args, tool.execute(&args, &ToolContext::new("test")).await);
     }
     assert!(fake.seen.lock().unwrap().is_empty());
     assert_eq!(tool.schema().name, "web_search");

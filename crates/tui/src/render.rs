@@ -1,5 +1,6 @@
 //! Drawing `TuiUiState` with ratatui: the transcript (top), an approval
-//! band when a tool call waits for y/n, the input box, and the status bar
+//! panel when a tool call waits for y/n (the tool, its safety tier and its
+//! complete arguments, scrollable), the input box, and the status bar
 //! (bottom). Everything is laid out from the frame's current size, so a
 //! resize only needs a redraw.
 
@@ -10,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_width::UnicodeWidthChar;
 
-use crate::state::{ConnectionView, Entry, ToolStatus, TuiUiState};
+use crate::state::{ApprovalPrompt, ConnectionView, Entry, ToolStatus, TuiUiState};
 
 /// The input box never grows past this many text rows.
 const MAX_INPUT_ROWS: u16 = 8;
@@ -27,7 +28,11 @@ pub fn render(state: &TuiUiState, frame: &mut Frame<'_>) {
         .clamp(1, usize::from(MAX_INPUT_ROWS));
     // `input_rows` is at most MAX_INPUT_ROWS, so it fits in a u16.
     let input_height = u16::try_from(input_rows).unwrap_or(MAX_INPUT_ROWS) + 2;
-    let approval_height = u16::from(state.pending_approval.is_some());
+    let approval_lines = state
+        .pending_approval
+        .as_ref()
+        .map_or(0, |prompt| wrap_words(&prompt.arguments, width).len());
+    let approval_height = approval_panel_height(approval_lines, area.height, input_height);
     let [transcript_area, approval_area, input_area, status_area] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(approval_height),
@@ -38,21 +43,67 @@ pub fn render(state: &TuiUiState, frame: &mut Frame<'_>) {
 
     render_transcript(state, frame, transcript_area);
     if let Some(prompt) = &state.pending_approval {
-        let text = format!(
-            " allow {} {}? [y]es / [n]o ",
-            prompt.tool, prompt.arguments_summary
-        );
-        frame.render_widget(
-            Paragraph::new(truncate(&text, usize::from(approval_area.width)))
-                .style(Style::new().fg(Color::Black).bg(Color::Yellow)),
-            approval_area,
-        );
+        render_approval(prompt, frame, approval_area);
     }
     render_input(state, frame, input_area);
     frame.render_widget(
         Paragraph::new(status_line(state, usize::from(status_area.width))),
         status_area,
     );
+}
+
+/// Argument rows the approval panel shows at least (when the screen has
+/// them): a PageDown (`APPROVAL_PAGE_LINES`) never skips a line.
+pub const APPROVAL_MIN_ROWS: u16 = 5;
+
+/// The approval panel's rows: the wrapped arguments plus its two borders,
+/// at most half of what the transcript and panel share but at least
+/// `APPROVAL_MIN_ROWS` of arguments (and 0 without a prompt).
+fn approval_panel_height(lines: usize, screen: u16, input_height: u16) -> u16 {
+    if lines == 0 {
+        return 0;
+    }
+    let shared = screen.saturating_sub(input_height + 1);
+    let wanted = u16::try_from(lines + 2).unwrap_or(u16::MAX);
+    let most = (shared / 2)
+        .max(APPROVAL_MIN_ROWS + 2)
+        .min(shared.saturating_sub(1));
+    wanted.min(most.max(3))
+}
+
+/// The tool, its safety tier and every line of its arguments; Up/Down and
+/// PageUp/PageDown scroll when they do not fit.
+fn render_approval(prompt: &ApprovalPrompt, frame: &mut Frame<'_>, area: Rect) {
+    let title = format!(
+        " allow {} ({})? [y]es / [n]o ",
+        prompt.tool, prompt.safety_tier
+    );
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(Style::new().fg(Color::Yellow))
+        .title(truncate(&title, usize::from(area.width.saturating_sub(2))));
+    let inner = block.inner(area);
+    let lines = wrap_words(&prompt.arguments, usize::from(inner.width.max(1)));
+    let visible = usize::from(inner.height);
+    let max_scroll = lines.len().saturating_sub(visible);
+    let scroll = prompt.scroll.min(max_scroll);
+    let block = if max_scroll > 0 {
+        block.title_bottom(format!(
+            " lines {}-{} of {} (Up/Down scroll) ",
+            scroll + 1,
+            (scroll + visible).min(lines.len()),
+            lines.len()
+        ))
+    } else {
+        block
+    };
+    let text: Vec<Line<'static>> = lines
+        .into_iter()
+        .skip(scroll)
+        .take(visible)
+        .map(Line::from)
+        .collect();
+    frame.render_widget(Paragraph::new(text).block(block), area);
 }
 
 fn render_transcript(state: &TuiUiState, frame: &mut Frame<'_>, area: Rect) {

@@ -4,6 +4,7 @@
 
 use channels::{ConnectionState, LinkEvent};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use types::SafetyTier;
 use types::channel::InboundPayload;
 use types::ids::{ModelId, SessionId, TurnId};
 use types::protocol::gateway::{GatewayErrorCode, GatewayServerFrame, SessionSummary, TurnUsage};
@@ -75,12 +76,30 @@ pub struct ActiveTurn {
     pub cancelling: bool,
 }
 
+/// How far PageUp/PageDown move the approval panel: no more than the rows
+/// the panel shows (see `render::APPROVAL_MIN_ROWS`), so no line is skipped.
+pub const APPROVAL_PAGE_LINES: usize = 5;
+
 /// A privileged tool call waiting for y/n.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalPrompt {
     pub request_id: String,
     pub tool: String,
-    pub arguments_summary: String,
+    pub safety_tier: SafetyTier,
+    /// The complete (scrubbed) arguments, pretty-printed when they are
+    /// JSON: all of them are shown, scrollable.
+    pub arguments: String,
+    /// Lines of the arguments scrolled past.
+    pub scroll: usize,
+}
+
+impl ApprovalPrompt {
+    /// `arguments` as indented JSON, or as they came when they are not JSON.
+    pub fn pretty_arguments(arguments: &str) -> String {
+        serde_json::from_str::<serde_json::Value>(arguments)
+            .and_then(|value| serde_json::to_string_pretty(&value))
+            .unwrap_or_else(|_| arguments.to_owned())
+    }
 }
 
 /// Lines of `/help`.
@@ -226,6 +245,19 @@ impl TuiUiState {
         let approved = match code {
             KeyCode::Char('y' | 'Y') => true,
             KeyCode::Char('n' | 'N') | KeyCode::Esc => false,
+            KeyCode::Up | KeyCode::Down | KeyCode::PageUp | KeyCode::PageDown => {
+                if let Some(pending) = self.pending_approval.as_mut() {
+                    // The renderer stops at the last line; here only the
+                    // direction and the step matter.
+                    pending.scroll = match code {
+                        KeyCode::Up => pending.scroll.saturating_sub(1),
+                        KeyCode::Down => pending.scroll.saturating_add(1),
+                        KeyCode::PageUp => pending.scroll.saturating_sub(APPROVAL_PAGE_LINES),
+                        _ => pending.scroll.saturating_add(APPROVAL_PAGE_LINES),
+                    };
+                }
+                return Vec::new();
+            }
             _ => return Vec::new(),
         };
         self.pending_approval = None;
@@ -485,15 +517,19 @@ impl TuiUiState {
                 request_id,
                 tool,
                 arguments_summary,
+                arguments,
+                safety_tier,
             } => {
                 self.end_streaming();
                 self.transcript.push(Entry::Notice(format!(
-                    "approval needed: {tool} {arguments_summary}"
+                    "approval needed: {tool} ({safety_tier}) {arguments_summary}"
                 )));
                 self.pending_approval = Some(ApprovalPrompt {
                     request_id,
                     tool,
-                    arguments_summary,
+                    safety_tier,
+                    arguments: ApprovalPrompt::pretty_arguments(&arguments),
+                    scroll: 0,
                 });
             }
             GatewayServerFrame::TurnCompleted {

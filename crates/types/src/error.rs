@@ -198,6 +198,12 @@ pub enum ConfigError {
     /// full key (`runtime.max_turns`).
     #[error("{field} must be greater than 0")]
     NonPositiveLimit { field: &'static str },
+    /// Rule 4, for a provider entry's timeouts.
+    #[error("providers.{provider}.{field} must be greater than 0")]
+    NonPositiveProviderLimit {
+        provider: String,
+        field: &'static str,
+    },
     /// Rule 5a: a remote database needs a token.
     #[error("memory.remote_url is set but memory.auth_token is missing")]
     RemoteWithoutAuthToken,
@@ -260,14 +266,24 @@ pub enum BudgetKind {
     Timeout,
 }
 
+impl BudgetKind {
+    /// The configuration key that sets this budget.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            Self::Turns => "runtime.max_turns",
+            Self::Cost => "runtime.max_cost",
+            Self::Timeout => "runtime.turn_timeout_secs",
+        }
+    }
+}
+
 impl std::fmt::Display for BudgetKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Each names its key, so the reader knows what to raise.
         f.write_str(match self {
-            Self::Turns => "turn limit",
-            Self::Cost => "cost limit",
-            // Only a provider call running past its deadline raises it;
-            // the key tells the reader what to raise.
-            Self::Timeout => "time limit (runtime.turn_timeout_secs per provider call)",
+            Self::Turns => "model-call limit per turn (runtime.max_turns)",
+            Self::Cost => "session cost budget (runtime.max_cost, USD)",
+            Self::Timeout => "wall-clock limit of a turn (runtime.turn_timeout_secs)",
         })
     }
 }
@@ -286,7 +302,11 @@ pub enum RuntimeError {
     #[error("the turn was cancelled")]
     Cancelled,
     /// A budget ran out; what was produced so far was kept.
-    #[error("the turn stopped: {kind} reached")]
+    #[error(
+        "the turn stopped: {kind} reached; what was produced so far is kept. Raise {} in agent.toml (or OXYDRA__{}) to allow more",
+        kind.config_key(),
+        kind.config_key().to_uppercase().replace('.', "__")
+    )]
     BudgetExceeded { kind: BudgetKind },
 }
 
@@ -394,7 +414,7 @@ mod tests {
                 kind: BudgetKind::Turns
             }
             .to_string(),
-            "the turn stopped: turn limit reached"
+            "the turn stopped: model-call limit per turn (runtime.max_turns) reached; what was produced so far is kept. Raise runtime.max_turns in agent.toml (or OXYDRA__RUNTIME__MAX_TURNS) to allow more"
         );
     }
 
@@ -405,7 +425,7 @@ mod tests {
                 kind: BudgetKind::Timeout
             }
             .to_string(),
-            "the turn stopped: time limit (runtime.turn_timeout_secs per provider call) reached"
+            "the turn stopped: wall-clock limit of a turn (runtime.turn_timeout_secs) reached; what was produced so far is kept. Raise runtime.turn_timeout_secs in agent.toml (or OXYDRA__RUNTIME__TURN_TIMEOUT_SECS) to allow more"
         );
     }
 }

@@ -7,6 +7,7 @@
 //! is reading configuration files and the blocking frame reader used for
 //! the bootstrap envelope on stdin.
 
+pub mod audit;
 pub mod catalog;
 pub mod channel;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod schema;
 pub mod secret;
 pub mod tool;
 
+pub use audit::{AuditDecision, AuditKind, AuditLog, AuditRecord};
 pub use catalog::{ModelCatalog, ModelDescriptor, ProviderCaps, ProviderType};
 pub use channel::{Channel, ChannelInboundEvent, ChannelListenStream, ChannelOutboundEvent};
 pub use config::AgentConfig;
@@ -40,7 +42,7 @@ pub use message::{
 pub use provider::Provider;
 pub use schema::{FunctionDecl, JsonSchema};
 pub use secret::SecretString;
-pub use tool::{SafetyTier, Tool};
+pub use tool::{SafetyTier, Tool, ToolContext};
 
 #[cfg(test)]
 mod test_support {

@@ -200,6 +200,17 @@ pub enum StreamItem {
     ConnectionLost(String),
 }
 
+impl StreamItem {
+    /// Whether this item is part of the answer itself (text, reasoning or a
+    /// tool call), as opposed to bookkeeping about the stream.
+    pub fn is_content(&self) -> bool {
+        match self {
+            Self::Text(_) | Self::ReasoningDelta(_) | Self::ToolCallDelta { .. } => true,
+            Self::UsageUpdate(_) | Self::FinishReason(_) | Self::ConnectionLost(_) => false,
+        }
+    }
+}
+
 /// A streamed provider answer: a bounded channel whose capacity comes from
 /// `runtime.stream_buffer_size`.
 pub type ProviderStream = mpsc::Receiver<StreamItem>;

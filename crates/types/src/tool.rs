@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ToolError;
+use crate::ids::SessionId;
 use crate::schema::FunctionDecl;
 
 /// How dangerous a tool is.
@@ -33,13 +34,30 @@ impl fmt::Display for SafetyTier {
     }
 }
 
+/// What a tool call is made for: the conversation it belongs to. Tools
+/// that keep state per conversation (the shell's working directory and
+/// environment) key it by `session_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolContext {
+    pub session_id: SessionId,
+}
+
+impl ToolContext {
+    pub fn new(session_id: impl Into<SessionId>) -> Self {
+        Self {
+            session_id: session_id.into(),
+        }
+    }
+}
+
 /// Something the model can call.
 #[async_trait]
 pub trait Tool: Send + Sync {
     /// The declaration the model sees.
     fn schema(&self) -> FunctionDecl;
-    /// Runs the tool with the raw JSON arguments the model produced.
-    async fn execute(&self, args: &str) -> Result<String, ToolError>;
+    /// Runs the tool with the raw JSON arguments the model produced, for
+    /// the conversation `context` names.
+    async fn execute(&self, args: &str, context: &ToolContext) -> Result<String, ToolError>;
     /// How long one call may run; the registry enforces it.
     fn timeout(&self) -> Duration;
     fn safety_tier(&self) -> SafetyTier;

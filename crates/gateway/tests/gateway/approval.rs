@@ -5,6 +5,7 @@ use std::time::Duration;
 use gateway::GatewayLimits;
 use test_support::{ScriptedReply, ScriptedToolCall};
 use types::protocol::gateway::{GatewayClientFrame, GatewayErrorCode, GatewayServerFrame};
+use types::{AuditDecision, AuditKind, AuditRecord, SafetyTier};
 
 use crate::support::{Client, Harness, Options, final_message};
 
@@ -33,9 +34,14 @@ async fn approval_request(client: &mut Client, name: &str) -> String {
             request_id,
             tool,
             arguments_summary,
+            arguments,
+            safety_tier,
         } => {
             assert_eq!(tool, "write_marker");
+            assert_eq!(*safety_tier, SafetyTier::Privileged);
             assert!(arguments_summary.contains(name), "{arguments_summary}");
+            // The complete arguments, exactly as the model wrote them.
+            assert_eq!(arguments, &format!(r#"{{"name": "{name}"}}"#));
             assert!(
                 frames.last().unwrap().seq > 0,
                 "approval requests are session frames"
@@ -88,6 +94,36 @@ async fn an_approved_privileged_call_runs() {
     assert_eq!(final_message(&frames), "done");
     assert!(harness.marker("granted.txt").exists());
     assert_eq!(tool_result_sent(&harness), "wrote granted.txt");
+    let (requested, decided) = audited(&harness);
+    assert_eq!(requested.actor, "model");
+    assert_eq!(
+        (decided.decision, decided.actor.as_str()),
+        (Some(AuditDecision::Approved), "gateway:alice")
+    );
+}
+
+/// The request and the decision the audit log holds for the one approval
+/// of a test, after checking what every record must carry.
+fn audited(harness: &Harness) -> (AuditRecord, AuditRecord) {
+    let records = harness.memory.audit_records();
+    let [requested, decided] = <[AuditRecord; 2]>::try_from(records.clone())
+        .unwrap_or_else(|_| panic!("two audit records: {records:#?}"));
+    assert_eq!(requested.kind, AuditKind::ApprovalRequested);
+    assert_eq!(decided.kind, AuditKind::ApprovalDecided);
+    for record in [&requested, &decided] {
+        assert_eq!(record.user, "alice");
+        assert_eq!(record.subject, "write_marker");
+        assert!(record.session_id.is_some());
+        assert_eq!(record.request_id, requested.request_id);
+        assert!(record.request_id.is_some());
+        // The arguments appear only as a hash and a size, never as text.
+        let hash = record.arguments_sha256.as_deref().unwrap();
+        assert!(hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(record.arguments_bytes.unwrap() > 0);
+        assert!(!serde_json::to_string(record).unwrap().contains(".txt"));
+    }
+    assert!(requested.at_ms <= decided.at_ms);
+    (requested, decided)
 }
 
 #[tokio::test]
@@ -110,6 +146,11 @@ async fn a_denied_privileged_call_never_runs_and_the_model_is_told() {
     assert!(
         result.contains("was not approved: the user refused it"),
         "{result}"
+    );
+    let (_, decided) = audited(&harness);
+    assert_eq!(
+        (decided.decision, decided.actor.as_str()),
+        (Some(AuditDecision::Denied), "gateway:alice")
     );
     // Answering again is an error: the request is gone.
     client
@@ -152,6 +193,15 @@ async fn an_unanswered_approval_times_out_as_denied() {
     assert!(!harness.marker("late.txt").exists());
     let result = tool_result_sent(&harness);
     assert!(result.contains("no answer within 0.3 seconds"), "{result}");
+    let (_, decided) = audited(&harness);
+    assert_eq!(decided.decision, Some(AuditDecision::TimedOut));
+    assert_eq!(decided.actor, "gateway");
+    assert!(
+        decided
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("gateway.approval_timeout_secs"))
+    );
 }
 
 #[tokio::test]

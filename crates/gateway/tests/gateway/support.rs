@@ -29,7 +29,7 @@ use types::protocol::gateway::{
 use types::runner::SandboxTier;
 use types::{
     FunctionDecl, JsonSchema, ModelCatalog, ProviderType, SafetyTier, SecretString, SessionId,
-    Tool, ToolError, UserId,
+    Tool, ToolContext, ToolError, UserId,
 };
 
 /// Every wait in these tests is bounded by this; hitting it is a failure.
@@ -83,14 +83,18 @@ impl Harness {
             build_provider("fake", &entry, catalog, Some(&SecretString::new("k"))).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let scrubber = Arc::new(Scrubber::new());
-        let mut registry =
-            ToolRegistry::new(scrubber.clone(), GatewayApprovalGate::new(options.approval));
+        let memory = Arc::new(RecordingMemory::new());
+        let gate = GatewayApprovalGate::audited(
+            options.approval,
+            memory.clone(),
+            UserId::parse("alice").unwrap(),
+        );
+        let mut registry = ToolRegistry::new(scrubber.clone(), gate);
         registry
             .register(Arc::new(WriteMarker {
                 dir: dir.path().to_path_buf(),
             }))
             .unwrap();
-        let memory = Arc::new(RecordingMemory::new());
         let runtime = AgentRuntime::new(RuntimeParts {
             provider,
             provider_id: "fake".into(),
@@ -323,7 +327,7 @@ impl Tool for WriteMarker {
         }
     }
 
-    async fn execute(&self, args: &str) -> Result<String, ToolError> {
+    async fn execute(&self, args: &str, _context: &ToolContext) -> Result<String, ToolError> {
         let args: serde_json::Value = serde_json::from_str(args).unwrap();
         let name = args["name"].as_str().unwrap();
         std::fs::write(self.dir.join(name), "written").unwrap();

@@ -3,6 +3,7 @@
 //! retrieval, concurrency, crash safety, the embedders, and a libSQL
 //! server (remote mode).
 
+mod audit;
 mod concurrency;
 mod crash;
 mod embedders;

@@ -1,14 +1,18 @@
 //! `oxydra-runner`: the host entry point (see `runner::host`). Starts a
 //! user's guest in the foreground or under a supervisor (`--daemon`),
-//! talks to a running supervisor (`stop`, `status`), shows its log and the
-//! effective configuration, and opens the TUI on a running guest (`--tui`).
+//! talks to a running supervisor (`stop`, `status`), shows its log, its
+//! audit log and the effective configuration, and opens the TUI on a running guest (`--tui`).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand};
+use memory::{LexicalEmbedder, LibsqlMemory, Location, MemoryOptions};
+use runner::host::audit;
 use runner::host::context::RunnerContext;
 use runner::host::control::{SocketProbe, probe};
 use runner::host::start::{PROCESS_TIER_WARNING, ensure_not_running, prepare};
@@ -75,6 +79,17 @@ enum Command {
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,
     },
+    /// Show the audit log: approval requests and decisions, and the
+    /// runner's own security events, merged by time
+    Audit {
+        /// Only records from this time on: RFC 3339 (2026-12-07T09:00:00Z)
+        /// or how long ago (90m, 2h, 7d)
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect the configuration
     Config {
         #[command(subcommand)]
@@ -134,6 +149,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Stop => stop(&load(&cli)?).await,
         Command::Status { json } => status(&load(&cli)?, *json).await,
         Command::Logs { follow, lines } => show_logs(&load(&cli)?, *follow, *lines).await,
+        Command::Audit { since, json } => {
+            show_audit(&load(&cli)?, &cwd, &env, since.as_deref(), *json).await
+        }
         Command::Config { action } => {
             let context = load(&cli)?;
             match action {
@@ -300,6 +318,68 @@ async fn show_logs(context: &RunnerContext, follow: bool, lines: usize) -> anyho
         }
     }
     Ok(0)
+}
+
+async fn show_audit(
+    context: &RunnerContext,
+    cwd: &Path,
+    env: &Environment,
+    since: Option<&str>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let since_ms = since
+        .map(|text| audit::parse_since(text, std::time::SystemTime::now()))
+        .transpose()?;
+    let runner = audit::read_runner_file(&context.paths.audit_file, since_ms)?;
+    let loaded = context.load_agent_config(cwd, env)?;
+    let guest = match guest_memory(&loaded.config, &context.paths.user_workspace).await? {
+        Some(memory) => memory.audit_records(since_ms).await?,
+        None => {
+            eprintln!(
+                "oxydra-runner: memory is disabled for user '{}', so no approval decisions were recorded",
+                context.user
+            );
+            Vec::new()
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    for entry in audit::merge(runner, guest) {
+        let line = if json {
+            serde_json::to_string(&entry)?
+        } else {
+            audit::render(&entry)
+        };
+        writeln!(stdout, "{line}")?;
+    }
+    Ok(0)
+}
+
+/// The user's memory database, opened to read (`None` when memory is
+/// disabled). A relative `memory.db_path` lives in the user's workspace,
+/// as the guest resolves it.
+async fn guest_memory(
+    config: &types::AgentConfig,
+    workspace: &Path,
+) -> anyhow::Result<Option<LibsqlMemory>> {
+    if !config.memory.enabled {
+        return Ok(None);
+    }
+    let mut options = MemoryOptions::from_config(&config.memory);
+    if let Location::Local(path) = &mut options.location {
+        if path.is_relative() {
+            *path = workspace.join(&*path);
+        }
+        if !path.exists() {
+            bail!(
+                "no memory database at {}: the user's guest has not run yet",
+                path.display()
+            );
+        }
+    }
+    let memory = LibsqlMemory::open(options, Arc::new(LexicalEmbedder::new()))
+        .await
+        .context("cannot open the memory database")?;
+    Ok(Some(memory))
 }
 
 fn config_show(context: &RunnerContext, cwd: &Path, env: &Environment) -> anyhow::Result<u8> {

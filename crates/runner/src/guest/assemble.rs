@@ -90,7 +90,15 @@ pub async fn start(envelope: RunnerBootstrapEnvelope) -> Result<RunningGuest, Gu
 
     let secrets: Vec<&SecretString> = envelope.credentials.values().collect();
     let scrubber = Arc::new(Scrubber::new().with_secrets(secrets));
-    let approval = GatewayApprovalGate::new(envelope.runtime_policy.approval);
+    let approval_policy = envelope.runtime_policy.approval;
+    // With memory, every approval request and decision goes to the audit
+    // log (spec 10) that `oxydra-runner audit` reads.
+    let approval = match &memory {
+        Some(memory) => {
+            GatewayApprovalGate::audited(approval_policy, memory.clone(), envelope.user_id.clone())
+        }
+        None => GatewayApprovalGate::new(approval_policy),
+    };
     let registry = build_registry(
         &envelope,
         config,

@@ -5,6 +5,7 @@
 //! removed last.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sandbox::scrub::Scrubber;
 use sandbox::{FileRunner, LazyWasmRunner, WasmRunnerConfig, Workspace};
@@ -67,6 +68,7 @@ pub fn build_registry(
             &mut registry,
             backend,
             settings::shell_policy(&config.tools.shell),
+            Duration::from_secs(config.tools.shell.max_timeout_secs),
         )
         .map_err(|e| tool_error("shell_exec", e.to_string()))?;
     }

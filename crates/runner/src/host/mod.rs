@@ -10,6 +10,7 @@
 //! provisions and the endpoint file) and never takes part in agent turns;
 //! it must never call into `crate::guest`.
 
+pub mod audit;
 pub mod container;
 pub mod context;
 pub mod control;

@@ -33,6 +33,9 @@ pub struct RunnerPaths {
     pub log_file: PathBuf,
     /// `<workspace_root>/<user>/tmp/gateway-endpoint`, written by the guest.
     pub endpoint_file: PathBuf,
+    /// `<workspace_root>/.runner/audit/<user>.jsonl`: the runner's side of
+    /// the audit log.
+    pub audit_file: PathBuf,
 }
 
 impl RunnerPaths {
@@ -45,6 +48,9 @@ impl RunnerPaths {
             log_file: runner_dir
                 .join("logs")
                 .join(format!("{}.log", user.as_str())),
+            audit_file: runner_dir
+                .join("audit")
+                .join(format!("{}.jsonl", user.as_str())),
             user_workspace,
             runner_dir,
         }

@@ -6,6 +6,7 @@
 //! Every wait is bounded; every started runner is stopped by a guard
 //! (SIGTERM, so it stops its guest, then SIGKILL) even when a test fails.
 
+mod audit;
 #[path = "../common/chat.rs"]
 mod chat;
 mod config;

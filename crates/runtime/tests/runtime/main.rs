@@ -3,4 +3,5 @@
 
 mod summary;
 mod support;
+mod timeouts;
 mod turns;

@@ -1,10 +1,15 @@
 //! Rolling summarisation: the trigger, the model-written condensation, the
-//! deterministic fallback and a lost compare-and-swap race.
+//! deterministic fallback, a lost compare-and-swap race, the summary's own
+//! budget, and the accounting of every model call (summaries included)
+//! across restarts.
 
 use crate::support::{Harness, Options, roles};
-use test_support::ScriptedReply;
+use runtime::context::{count_tokens, input_budget};
+use runtime::{RuntimeEvent, RuntimeLimits};
+use test_support::{ScriptedReply, WhenExhausted};
 use types::catalog::DeprecationState;
-use types::{MemorySummaryState, ModelDescriptor, ProviderType};
+use types::error::BudgetKind;
+use types::{MemorySummaryState, ModelDescriptor, ProviderType, RuntimeError, UsageUpdate};
 
 /// A model with a 1,000-token window and no tools, so a few long prompts
 /// cross the 80 % trigger.
@@ -130,4 +135,126 @@ async fn a_writer_that_loses_the_race_uses_the_stored_summary() {
         harness.bodies()[4]["messages"][1]["content"],
         "Rolling session summary: - theirs"
     );
+}
+
+/// A model whose every answer is far too long for a summary (it repeats
+/// the request back): the summary is condensed again, and cut to its
+/// newest lines when even that does not fit — it never grows past its
+/// share of the window, however long the session.
+#[tokio::test]
+async fn the_summary_stays_within_its_budget_across_200_turns() {
+    let harness = Harness::new(
+        Vec::new(),
+        Options {
+            model: tiny_model(),
+            when_exhausted: WhenExhausted::Echo,
+            ..Options::default()
+        },
+    )
+    .await;
+    let limits = RuntimeLimits::default();
+    let budget = (input_budget(&tiny_model(), &limits) as f64
+        * limits.summarization.max_summary_ratio) as usize;
+    let mut condensed = 0;
+    for n in 1..=200 {
+        harness
+            .turn(&format!("turn {n}: {}", "alpha beta ".repeat(40)))
+            .await
+            .0
+            .unwrap();
+        if let Some(summary) = harness.memory.summary("session-1") {
+            condensed = summary.epoch;
+            let tokens = count_tokens(&summary.summary_text);
+            assert!(tokens <= budget, "turn {n}: {tokens} > {budget} tokens");
+        }
+    }
+    assert!(
+        condensed > 20,
+        "the summary was rewritten {condensed} times"
+    );
+    // The newest condensed turns are what the summary keeps.
+    let summary = harness.memory.summary("session-1").unwrap().summary_text;
+    assert!(!summary.contains("turn 1:"), "{summary}");
+}
+
+/// Summarising is a model call like any other: its tokens and cost count
+/// toward the turn (and so toward `max_cost`).
+#[tokio::test]
+async fn the_summarisers_usage_counts_toward_the_turn() {
+    let harness = harness(ScriptedReply::text("- the user repeated alpha a lot")).await;
+    for n in 1..=3 {
+        harness.turn(&prompt(n)).await.0.unwrap();
+    }
+    let (outcome, events) = harness.turn(&prompt(4)).await;
+    let outcome = outcome.unwrap();
+    let calls: Vec<(UsageUpdate, f64)> = events
+        .iter()
+        .filter_map(|event| match event {
+            RuntimeEvent::Usage { usage, cost_usd } => Some((*usage, *cost_usd)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 2, "the condensation and the answer: {calls:?}");
+    let mut total = UsageUpdate::default();
+    calls.iter().for_each(|(usage, _)| total.accumulate(usage));
+    assert_eq!(outcome.usage, total);
+    let cost: f64 = calls.iter().map(|(_, cost)| cost).sum();
+    assert!((outcome.cost_usd - cost).abs() < 1e-12);
+    // The condensation read the long transcript: it was the larger call.
+    assert!(
+        calls[0].0.input_tokens > calls[1].0.input_tokens,
+        "{calls:?}"
+    );
+    let totals = harness
+        .runtime
+        .session_totals(&harness.session)
+        .await
+        .unwrap();
+    assert!(totals.cost_usd >= outcome.cost_usd);
+}
+
+/// A restarted agent knows what a session already cost: the totals are
+/// kept with the stored messages, and the cost budget still holds.
+#[tokio::test]
+async fn a_sessions_cost_and_tokens_survive_a_restart() {
+    let harness = Harness::new(
+        vec![ScriptedReply::text("one"), ScriptedReply::text("two")],
+        Options::default(),
+    )
+    .await;
+    harness.turn("first").await.0.unwrap();
+    harness.turn("second").await.0.unwrap();
+    let before = harness
+        .runtime
+        .session_totals(&harness.session)
+        .await
+        .unwrap();
+    assert!(before.cost_usd > 0.0 && before.usage.input_tokens > 0);
+
+    // A new runtime over the same storage, as after a guest restart, with
+    // a budget the session has already spent.
+    let restarted = harness.restarted(RuntimeLimits {
+        max_cost: Some(before.cost_usd * 0.99),
+        ..RuntimeLimits::default()
+    });
+    let after = restarted.session_totals(&harness.session).await.unwrap();
+    assert_eq!(after, before);
+    let requests = harness.server.requests().len();
+    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let error = restarted
+        .run_session(
+            &harness.session,
+            "third",
+            &tokio_util::sync::CancellationToken::new(),
+            &tx,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        RuntimeError::BudgetExceeded {
+            kind: BudgetKind::Cost
+        }
+    );
+    assert_eq!(harness.server.requests().len(), requests, "no model call");
 }

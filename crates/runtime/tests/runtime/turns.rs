@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use types::error::BudgetKind;
 use types::{
     ChunkInput, FunctionDecl, JsonSchema, MemoryRetrieval, MessageRole, RuntimeError, SafetyTier,
-    Tool, ToolError,
+    Tool, ToolContext, ToolError,
 };
 
 fn call(name: &str, arguments: &str) -> ScriptedToolCall {
@@ -143,7 +143,7 @@ impl Tool for Timed {
         }
     }
 
-    async fn execute(&self, _args: &str) -> Result<String, ToolError> {
+    async fn execute(&self, _args: &str, _context: &ToolContext) -> Result<String, ToolError> {
         let start = Instant::now();
         tokio::time::sleep(self.delay).await;
         self.log

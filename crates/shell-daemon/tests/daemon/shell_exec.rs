@@ -9,13 +9,13 @@ use sandbox::scrub::Scrubber;
 use sandbox::shell_policy::ShellPolicy;
 use serde_json::json;
 use tools::shell::{
-    LocalDaemonOptions, LocalProcessShellSession, ShellBackend, ShellDaemonEndpoint, ShellSession,
-    VsockShellSession, register_shell_tool,
+    LocalDaemonOptions, LocalProcessShellSession, MAX_COMMAND_TIMEOUT, ShellBackend,
+    ShellDaemonEndpoint, ShellSession, VsockShellSession, register_shell_tool,
 };
 use tools::{StaticApproval, ToolRegistry};
 use types::protocol::bootstrap::ApprovalPolicy;
 use types::protocol::shell::StreamType;
-use types::{ToolCall, ToolError};
+use types::{ToolCall, ToolContext, ToolError};
 
 use crate::support::{BINARY, Daemon, assert_gone, process_gone};
 
@@ -28,6 +28,7 @@ fn registry(session: Arc<dyn ShellSession>) -> ToolRegistry {
         &mut registry,
         ShellBackend::Session(session),
         ShellPolicy::default(),
+        MAX_COMMAND_TIMEOUT,
     )
     .unwrap();
     registry
@@ -38,11 +39,14 @@ async fn shell_exec(
     arguments: serde_json::Value,
 ) -> Result<String, ToolError> {
     registry
-        .execute_with_policy(&ToolCall {
-            id: "call-1".into(),
-            name: "shell_exec".into(),
-            arguments: arguments.to_string(),
-        })
+        .execute_with_policy(
+            &ToolCall {
+                id: "call-1".into(),
+                name: "shell_exec".into(),
+                arguments: arguments.to_string(),
+            },
+            &ToolContext::new("test"),
+        )
         .await
 }
 
@@ -138,7 +142,12 @@ async fn a_killed_or_expired_session_is_recreated_on_the_next_call() {
     shell_exec(&registry, json!({"command": "ls"}))
         .await
         .unwrap();
-    session.kill().await.unwrap();
+    // The conversation's own daemon session (`shell_exec` helper: "test").
+    session
+        .for_conversation(&"test".into())
+        .kill()
+        .await
+        .unwrap();
     let output = shell_exec(&registry, json!({"command": "ls"}))
         .await
         .unwrap();
@@ -168,10 +177,7 @@ async fn daemon_refusals_reach_the_model_as_tool_errors() {
     let daemon = Daemon::start(&[]).await;
     let session = VsockShellSession::new(ShellDaemonEndpoint::Unix(daemon.socket.clone()), "agent")
         .with_working_dir(daemon.work().join("missing"));
-    let err = session
-        .exec("ls", Duration::from_secs(5))
-        .await
-        .unwrap_err();
+    let err = session.run("ls", Duration::from_secs(5)).await.unwrap_err();
     assert!(
         err.to_string()
             .starts_with("shell daemon: working directory")
@@ -241,4 +247,43 @@ async fn a_missing_daemon_binary_is_a_clear_error() {
             .starts_with("could not start the local shell daemon"),
         "{err}"
     );
+}
+
+/// Each conversation gets a daemon session of its own, so two running
+/// `shell_exec` at the same time both succeed: one shared session runs
+/// one command at a time and refuses the other as busy.
+#[tokio::test]
+async fn two_conversations_run_shell_commands_at_the_same_time() {
+    let daemon = Daemon::start(&[]).await;
+    let mut registry = ToolRegistry::new(
+        Arc::new(Scrubber::new()),
+        Arc::new(StaticApproval(ApprovalPolicy::Allow)),
+    );
+    register_shell_tool(
+        &mut registry,
+        ShellBackend::Session(Arc::new(daemon_session(&daemon, "agent"))),
+        ShellPolicy::new(["sleep", "pwd"]),
+        MAX_COMMAND_TIMEOUT,
+    )
+    .unwrap();
+    let call = ToolCall {
+        id: "call-1".into(),
+        name: "shell_exec".into(),
+        arguments: json!({ "command": "sleep 1" }).to_string(),
+    };
+    let (one, two) = (ToolContext::new("s-first"), ToolContext::new("s-second"));
+    let (first, second) = tokio::join!(
+        registry.execute_with_policy(&call, &one),
+        registry.execute_with_policy(&call, &two),
+    );
+    assert_eq!(first.unwrap(), "exit code: 0");
+    assert_eq!(second.unwrap(), "exit code: 0");
+    // One conversation's two calls at once meet its one session.
+    let (again, clash) = tokio::join!(registry.execute_with_policy(&call, &one), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        registry.execute_with_policy(&call, &one).await
+    });
+    assert_eq!(again.unwrap(), "exit code: 0");
+    let clash = clash.unwrap_err().to_string();
+    assert!(clash.contains("already running a command"), "{clash}");
 }

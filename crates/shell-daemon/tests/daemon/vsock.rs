@@ -109,7 +109,7 @@ async fn vsock_sessions_round_trip_through_the_client() {
     let session = VsockShellSession::new(endpoint, "vm");
     session.spawn().await.unwrap();
     let out = session
-        .exec("echo hi; pwd; echo oops >&2; exit 3", DEADLINE)
+        .run("echo hi; pwd; echo oops >&2; exit 3", DEADLINE)
         .await
         .unwrap();
     assert_eq!(out.stdout, format!("hi\n{}\n", work.display()));
@@ -133,7 +133,7 @@ async fn vsock_sessions_round_trip_through_the_client() {
     );
 
     // The session keeps state between connections; killing it ends that.
-    session.exec("touch marker", DEADLINE).await.unwrap();
+    session.run("touch marker", DEADLINE).await.unwrap();
     assert!(work.join("marker").exists());
     session.kill().await.unwrap();
 
@@ -199,7 +199,7 @@ async fn an_unreachable_vsock_daemon_is_a_clear_client_error() {
     let endpoint =
         ShellDaemonEndpoint::parse(&format!("vsock://{VMADDR_CID_LOCAL}:{port}")).unwrap();
     let session = VsockShellSession::new(endpoint, "vm");
-    let err = tokio::time::timeout(DEADLINE, session.exec("true", DEADLINE))
+    let err = tokio::time::timeout(DEADLINE, session.run("true", DEADLINE))
         .await
         .expect("the connect was not bounded")
         .unwrap_err()

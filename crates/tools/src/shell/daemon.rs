@@ -3,6 +3,12 @@
 //! socket (container tier, development) or vsock (microVM tier, `vsock`
 //! feature).
 //!
+//! A `VsockShellSession` names a base session; `shell_exec` runs each
+//! conversation's commands in a daemon session of its own
+//! (`for_conversation`), so a conversation keeps its working directory and
+//! environment and two conversations never wait for each other (the daemon
+//! runs one command at a time per session).
+//!
 //! Each call opens its own connection (a Unix connect costs microseconds)
 //! and pipelines `SpawnSession` before its request: spawning is idempotent
 //! for the same id and directory, so a session that expired or was killed
@@ -16,16 +22,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
 use tokio_util::codec::Framed;
-use types::ToolError;
 use types::protocol::framing::{DEFAULT_MAX_FRAME_BYTES, FrameCodec};
 use types::protocol::shell::{ShellDaemonRequest, ShellDaemonResponse, StreamType};
+use types::{SessionId, ToolError};
 
 use super::{ShellOutput, ShellSession};
 use async_trait::async_trait;
 
+/// The daemon's limit on session ids, in bytes.
+const MAX_DAEMON_SESSION_ID: usize = 128;
 /// The `vsock://` scheme of `ShellDaemonEndpoint::parse`.
 const VSOCK_SCHEME: &str = "vsock://";
 /// `VMADDR_CID_ANY` / `VMADDR_PORT_ANY`: wildcards for listening, never a
@@ -160,6 +169,29 @@ impl VsockShellSession {
 
     pub fn session_id(&self) -> &str {
         &self.session_id
+    }
+
+    /// The daemon session for conversation `conversation`:
+    /// `<base>:<conversation>`, or `<base>:h-<hash>` when the conversation
+    /// id holds characters the daemon refuses in session ids or is too long.
+    pub fn for_conversation(&self, conversation: &SessionId) -> Self {
+        let id = conversation.as_str();
+        let plain = format!("{}:{id}", self.session_id);
+        let session_id = if plain.len() <= MAX_DAEMON_SESSION_ID
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            plain
+        } else {
+            let digest = Sha256::digest(id.as_bytes());
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}:h-{hex}", self.session_id)
+        };
+        Self {
+            session_id,
+            ..self.clone()
+        }
     }
 
     async fn connect(&self) -> Result<Connection, ToolError> {
@@ -337,9 +369,9 @@ fn into_output(response: ShellDaemonResponse) -> Result<ShellOutput, ToolError> 
     }
 }
 
-#[async_trait]
-impl ShellSession for VsockShellSession {
-    async fn exec(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ToolError> {
+impl VsockShellSession {
+    /// Runs `command` in this very daemon session.
+    pub async fn run(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ToolError> {
         let mut connection = self.start_exec(command, timeout, false).await?;
         // Dropping the connection early (the registry's timeout, a
         // cancelled turn) makes the daemon kill the command.
@@ -347,9 +379,46 @@ impl ShellSession for VsockShellSession {
     }
 }
 
+#[async_trait]
+impl ShellSession for VsockShellSession {
+    async fn exec(
+        &self,
+        conversation: &SessionId,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ShellOutput, ToolError> {
+        self.for_conversation(conversation)
+            .run(command, timeout)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_conversation_gets_a_daemon_session_of_its_own() {
+        let base = VsockShellSession::new(ShellDaemonEndpoint::Unix("/s".into()), "agent");
+        let a = base.for_conversation(&"s-18f-a1b2".into());
+        assert_eq!(a.session_id(), "agent:s-18f-a1b2");
+        assert_eq!(
+            base.for_conversation(&"s-18f-a1b2".into()).session_id(),
+            a.session_id()
+        );
+        // Ids the daemon would refuse, or too long ones, are hashed, and
+        // two such ids still get different sessions.
+        let odd = base.for_conversation(&"a/b c".into());
+        let other = base.for_conversation(&"a_b_c".into());
+        assert!(
+            odd.session_id().starts_with("agent:h-"),
+            "{}",
+            odd.session_id()
+        );
+        assert_ne!(odd.session_id(), other.session_id());
+        let long = base.for_conversation(&"x".repeat(200).as_str().into());
+        assert!(long.session_id().len() <= MAX_DAEMON_SESSION_ID);
+    }
 
     #[test]
     fn unix_endpoints_parse_from_the_envelope_forms() {

@@ -16,8 +16,8 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
-use types::ToolError;
 use types::protocol::shell::{SHELL_DAEMON_READY_PREFIX, StreamType};
+use types::{SessionId, ToolError};
 
 use super::daemon::{ShellDaemonEndpoint, VsockShellSession};
 use super::{ShellOutput, ShellSession};
@@ -203,7 +203,12 @@ impl Drop for LocalProcessShellSession {
 
 #[async_trait]
 impl ShellSession for LocalProcessShellSession {
-    async fn exec(&self, command: &str, timeout: Duration) -> Result<ShellOutput, ToolError> {
-        self.client.exec(command, timeout).await
+    async fn exec(
+        &self,
+        conversation: &SessionId,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ShellOutput, ToolError> {
+        self.client.exec(conversation, command, timeout).await
     }
 }

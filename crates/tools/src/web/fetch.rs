@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
 use serde::Deserialize;
-use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolError};
+use types::{FunctionDecl, JsonSchema, SafetyTier, Tool, ToolContext, ToolError};
 use url::Url;
 
 use super::text::{cut_chars, decode, group_digits};
@@ -307,7 +307,7 @@ impl Tool for WebFetchTool {
         }
     }
 
-    async fn execute(&self, args: &str) -> Result<String, ToolError> {
+    async fn execute(&self, args: &str, _context: &ToolContext) -> Result<String, ToolError> {
         let args: FetchArgs = parse_args(TOOL, args, EXAMPLE)?;
         let max_chars = match args.max_chars {
             None => DEFAULT_MAX_CHARS,

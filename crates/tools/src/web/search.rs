@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderValue};
 use serde::Deserialize;
-use types::{FunctionDecl, JsonSchema, SafetyTier, SecretString, Tool, ToolError};
+use types::{FunctionDecl, JsonSchema, SafetyTier, SecretString, Tool, ToolContext, ToolError};
 use url::Url;
 
 use super::text::{group_digits, normalise_snippet};
@@ -386,7 +386,7 @@ impl Tool for WebSearchTool {
         }
     }
 
-    async fn execute(&self, args: &str) -> Result<String, ToolError> {
+    async fn execute(&self, args: &str, _context: &ToolContext) -> Result<String, ToolError> {
         let args: SearchArgs = parse_args(TOOL, args, EXAMPLE)?;
         let query = args.query.trim();
         if query.is_empty() {

@@ -1,12 +1,18 @@
 //! Rendering through ratatui's `TestBackend`, at 80×24 and after resizes.
 
 use channels::{ConnectionState, LinkEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tui::render::render;
 use tui::{TuiUiState, UiEvent};
+use types::SafetyTier;
 use types::protocol::gateway::{GatewayServerFrame, TurnUsage};
 use types::runner::SandboxTier;
+
+fn key(code: KeyCode) -> UiEvent {
+    UiEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
 
 fn frame(frame: GatewayServerFrame) -> UiEvent {
     UiEvent::Frame(frame)
@@ -132,17 +138,52 @@ fn the_input_box_grows_with_the_prompt_and_an_approval_band_appears() {
     state.update(frame(GatewayServerFrame::ApprovalRequest {
         request_id: "r-1".into(),
         tool: "shell_exec".into(),
-        arguments_summary: "rm -rf build".into(),
+        arguments_summary: r#"{"command":"rm -rf build"}"#.into(),
+        arguments: r#"{"command":"rm -rf build"}"#.into(),
+        safety_tier: SafetyTier::Privileged,
     }));
     let screen = draw(&mut terminal, &state);
+    let panel = screen[..18].join("\n");
     assert!(
-        screen[17].contains("allow shell_exec rm -rf build? [y]es / [n]o"),
+        panel.contains("allow shell_exec (privileged)? [y]es / [n]o"),
+        "{screen:#?}"
+    );
+    assert!(
+        panel.contains(r#""command": "rm -rf build""#),
         "{screen:#?}"
     );
     assert!(
         screen[18].contains("answer the approval prompt"),
         "{screen:#?}"
     );
+}
+
+#[test]
+fn long_approval_arguments_are_shown_in_full_by_scrolling() {
+    let mut terminal = Terminal::new(TestBackend::new(60, 24)).unwrap();
+    let mut state = conversation();
+    let steps: Vec<String> = (1..=60).map(|n| format!("echo step-{n:02}")).collect();
+    let arguments = serde_json::json!({ "command": steps.join(" && ") }).to_string();
+    state.update(frame(GatewayServerFrame::ApprovalRequest {
+        request_id: "r-1".into(),
+        tool: "shell_exec".into(),
+        arguments_summary: String::new(),
+        arguments,
+        safety_tier: SafetyTier::Privileged,
+    }));
+    let mut seen = String::new();
+    for _ in 0..10 {
+        seen.push_str(&draw(&mut terminal, &state).join("\n"));
+        state.update(key(KeyCode::PageDown));
+    }
+    assert!(seen.contains("(Up/Down scroll)"), "{seen}");
+    // One long value, wrapped at spaces; scrolling reaches every part.
+    for n in [1, 30, 60] {
+        assert!(
+            seen.contains(&format!("step-{n:02}")),
+            "step {n} never shown: {seen}"
+        );
+    }
 }
 
 fn unicode_width(text: &str) -> usize {

@@ -3,8 +3,9 @@
 use channels::{ConnectionState, LinkEvent};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::time::Duration;
-use tui::state::{ActiveTurn, ConnectionView, Entry, ToolStatus};
+use tui::state::{ActiveTurn, ApprovalPrompt, ConnectionView, Entry, ToolStatus};
 use tui::{Command, TuiUiState, UiEvent};
+use types::SafetyTier;
 use types::channel::InboundPayload;
 use types::protocol::gateway::{GatewayErrorCode, GatewayServerFrame, SessionSummary, TurnUsage};
 use types::runner::SandboxTier;
@@ -291,13 +292,55 @@ fn ctrl_c_cancels_a_running_turn_and_quits_when_idle() {
 }
 
 #[test]
+fn an_approval_prompt_holds_the_complete_arguments_and_scrolls() {
+    let mut state = connected();
+    let long = format!("echo {}", "x".repeat(600));
+    let arguments = serde_json::json!({ "command": long, "timeout_secs": 30 }).to_string();
+    state.update(frame(GatewayServerFrame::ApprovalRequest {
+        request_id: "r-1".into(),
+        tool: "shell_exec".into(),
+        arguments_summary: arguments.chars().take(200).collect(),
+        arguments: arguments.clone(),
+        safety_tier: SafetyTier::Privileged,
+    }));
+    let prompt = state.pending_approval.clone().unwrap();
+    assert_eq!(prompt.safety_tier, SafetyTier::Privileged);
+    // Nothing is cut: the pretty-printed JSON still parses to the same value.
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&prompt.arguments).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&arguments).unwrap()
+    );
+    assert!(
+        prompt.arguments.contains("\n  \"command\""),
+        "{}",
+        prompt.arguments
+    );
+    assert_eq!(state.update(key(KeyCode::Down)), []);
+    assert_eq!(state.update(key(KeyCode::PageDown)), []);
+    assert_eq!(state.pending_approval.as_ref().unwrap().scroll, 6);
+    state.update(key(KeyCode::Up));
+    assert_eq!(state.pending_approval.as_ref().unwrap().scroll, 5);
+    assert!(
+        state.input.is_empty(),
+        "scrolling keys do not reach the input"
+    );
+    assert_eq!(
+        ApprovalPrompt::pretty_arguments("not json {"),
+        "not json {",
+        "arguments that are not JSON are shown as they came"
+    );
+}
+
+#[test]
 fn approval_prompts_take_only_y_or_n() {
     let mut state = connected();
     let request = |id: &str| {
         frame(GatewayServerFrame::ApprovalRequest {
             request_id: id.into(),
             tool: "shell_exec".into(),
-            arguments_summary: "rm -rf build".into(),
+            arguments_summary: r#"{"command":"rm -rf build"}"#.into(),
+            arguments: r#"{"command":"rm -rf build"}"#.into(),
+            safety_tier: SafetyTier::Privileged,
         })
     };
     state.update(request("r-1"));

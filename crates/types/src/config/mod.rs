@@ -90,9 +90,13 @@ impl Default for GatewayConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Tool-calling iterations (provider calls) per user turn.
+    /// Model calls per user turn. Real agent work (read, edit, run, fix)
+    /// takes dozens; the cost budget (`max_cost`) is the real guard.
     pub max_turns: u32,
-    /// Applies to each provider call and each tool run.
+    /// Wall-clock cap of one whole user turn (every model call, tool run
+    /// and approval wait in it). Streams are judged by their progress
+    /// (`providers.<name>.stream_idle_timeout_secs`) and tools by their own
+    /// timeouts; this only stops a turn that goes on for too long overall.
     pub turn_timeout_secs: u64,
     /// Optional per-session cost budget in USD.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,8 +112,8 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            max_turns: 8,
-            turn_timeout_secs: 60,
+            max_turns: 50,
+            turn_timeout_secs: 30 * 60,
             max_cost: None,
             stream_buffer_size: 32,
             context_safety_margin: 0.10,
@@ -128,6 +132,10 @@ pub struct SummarizationConfig {
     pub target_ratio: f64,
     /// Unsummarised messages required before condensing.
     pub min_turns: u32,
+    /// The most of the input budget the rolling summary itself may take;
+    /// past it, the summary is condensed again so it never crowds out the
+    /// live history.
+    pub max_summary_ratio: f64,
 }
 
 impl Default for SummarizationConfig {
@@ -136,6 +144,7 @@ impl Default for SummarizationConfig {
             trigger_ratio: 0.80,
             target_ratio: 0.50,
             min_turns: 4,
+            max_summary_ratio: 0.15,
         }
     }
 }
@@ -302,13 +311,24 @@ impl Default for ToolsConfig {
 
 /// `shell_exec` settings (whether it exists at all is the runner's
 /// decision, from the sandbox tier).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShellToolConfig {
     /// The executables `shell_exec` may run; unset means the built-in
     /// default list (see docs/shell-policy.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowlist: Option<Vec<String>>,
+    /// The longest `timeout_secs` a `shell_exec` call may ask for.
+    pub max_timeout_secs: u64,
+}
+
+impl Default for ShellToolConfig {
+    fn default() -> Self {
+        Self {
+            allowlist: None,
+            max_timeout_secs: 600,
+        }
+    }
 }
 
 /// `web_fetch` / `web_search` settings.
@@ -386,6 +406,23 @@ pub struct ProviderEntry {
     /// Models the pinned catalog does not know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<DeclaredModel>,
+    /// A stream that sends no byte for this long is treated as a dropped
+    /// connection (retried like one while nothing reached the user).
+    #[serde(default = "default_stream_idle_timeout_secs")]
+    pub stream_idle_timeout_secs: u64,
+    /// How long a request may go without its first piece of content (a
+    /// streamed token, or a whole non-streamed answer); reasoning models
+    /// may think for minutes before they write.
+    #[serde(default = "default_first_token_timeout_secs")]
+    pub first_token_timeout_secs: u64,
+}
+
+fn default_stream_idle_timeout_secs() -> u64 {
+    90
+}
+
+fn default_first_token_timeout_secs() -> u64 {
+    300
 }
 
 impl ProviderEntry {
@@ -398,6 +435,8 @@ impl ProviderEntry {
             base_url: None,
             headers: BTreeMap::new(),
             models: Vec::new(),
+            stream_idle_timeout_secs: default_stream_idle_timeout_secs(),
+            first_token_timeout_secs: default_first_token_timeout_secs(),
         }
     }
 
@@ -470,8 +509,10 @@ mod tests {
     fn defaults_match_the_spec() {
         let config = AgentConfig::default();
         assert_eq!(config.config_version, "1.0");
-        assert_eq!(config.runtime.max_turns, 8);
-        assert_eq!(config.runtime.turn_timeout_secs, 60);
+        assert_eq!(config.runtime.max_turns, 50);
+        assert_eq!(config.runtime.turn_timeout_secs, 1800);
+        assert_eq!(config.tools.shell.max_timeout_secs, 600);
+        assert_eq!(config.runtime.summarization.max_summary_ratio, 0.15);
         assert_eq!(config.runtime.max_cost, None);
         assert_eq!(config.runtime.stream_buffer_size, 32);
         assert_eq!(config.runtime.summarization.trigger_ratio, 0.80);

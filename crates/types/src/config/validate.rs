@@ -87,6 +87,24 @@ impl AgentConfig {
                 field: "runtime.turn_timeout_secs",
             });
         }
+        if self.tools.shell.max_timeout_secs == 0 {
+            return Err(ConfigError::NonPositiveLimit {
+                field: "tools.shell.max_timeout_secs",
+            });
+        }
+        for (name, entry) in &self.providers {
+            for (field, secs) in [
+                ("stream_idle_timeout_secs", entry.stream_idle_timeout_secs),
+                ("first_token_timeout_secs", entry.first_token_timeout_secs),
+            ] {
+                if secs == 0 {
+                    return Err(ConfigError::NonPositiveProviderLimit {
+                        provider: name.clone(),
+                        field,
+                    });
+                }
+            }
+        }
         let gateway = &self.gateway;
         let limits = [
             ("gateway.max_connections", gateway.max_connections),
@@ -307,6 +325,26 @@ mod tests {
         assert_eq!(
             check(|c| c.gateway.idle_session_secs = 0),
             "gateway.idle_session_secs must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c.tools.shell.max_timeout_secs = 0),
+            "tools.shell.max_timeout_secs must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c
+                .providers
+                .get_mut("openai")
+                .unwrap()
+                .stream_idle_timeout_secs = 0),
+            "providers.openai.stream_idle_timeout_secs must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c
+                .providers
+                .get_mut("openai")
+                .unwrap()
+                .first_token_timeout_secs = 0),
+            "providers.openai.first_token_timeout_secs must be greater than 0"
         );
     }
 

@@ -9,6 +9,7 @@ use crate::ids::{ModelId, SessionId, TurnId, UserId};
 use crate::protocol::bootstrap::StartupDegradedReason;
 use crate::runner::SandboxTier;
 use crate::secret::SecretString;
+use crate::tool::SafetyTier;
 
 /// Frames a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,10 +170,16 @@ pub enum GatewayServerFrame {
         name: String,
         ok: bool,
     },
+    /// A privileged tool call waits for the human's yes or no.
     ApprovalRequest {
         request_id: String,
         tool: String,
+        /// The arguments, scrubbed and cut to one line's worth.
         arguments_summary: String,
+        /// The complete arguments (JSON as the model wrote them), scrubbed
+        /// of credentials: what the person actually approves.
+        arguments: String,
+        safety_tier: SafetyTier,
     },
     TurnCompleted {
         turn_id: TurnId,
@@ -272,7 +279,9 @@ mod tests {
             GatewayServerFrame::ApprovalRequest {
                 request_id: "r-1".into(),
                 tool: "shell_exec".into(),
-                arguments_summary: "ls".into(),
+                arguments_summary: "{\"command\":\"ls\"}".into(),
+                arguments: "{\"command\":\"ls\"}".into(),
+                safety_tier: SafetyTier::Privileged,
             },
             GatewayServerFrame::TurnCompleted {
                 turn_id: "t-1".into(),

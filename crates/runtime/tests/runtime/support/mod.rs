@@ -7,7 +7,7 @@ use provider::build_provider;
 use runtime::{AgentRuntime, MemoryParts, RuntimeEvent, RuntimeLimits, RuntimeParts, TurnOutcome};
 use sandbox::scrub::Scrubber;
 use sandbox::{FileRunner, HostFileRunner, Workspace};
-use test_support::{FakeLlm, RecordingMemory, ScriptedReply, WireFormat};
+use test_support::{FakeLlm, RecordingMemory, Script, ScriptedReply, WhenExhausted, WireFormat};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tools::file::register_file_tools;
@@ -20,6 +20,8 @@ use types::{
 
 pub struct Harness {
     pub server: FakeLlm,
+    pub provider: Arc<dyn types::Provider>,
+    pub model: ModelDescriptor,
     pub memory: Arc<RecordingMemory>,
     pub runtime: AgentRuntime,
     pub dir: tempfile::TempDir,
@@ -30,6 +32,8 @@ pub struct Options {
     pub limits: RuntimeLimits,
     pub extra_tools: Vec<Arc<dyn Tool>>,
     pub model: ModelDescriptor,
+    /// What the fake model answers once the scripted replies are used.
+    pub when_exhausted: WhenExhausted,
 }
 
 impl Default for Options {
@@ -41,14 +45,20 @@ impl Default for Options {
                 .get(ProviderType::Openai, "gpt-4.1")
                 .cloned()
                 .expect("gpt-4.1 is in the catalog"),
+            when_exhausted: WhenExhausted::Error,
         }
     }
 }
 
 impl Harness {
     pub async fn new(replies: Vec<ScriptedReply>, options: Options) -> Self {
-        let server = FakeLlm::start(WireFormat::Openai).await.unwrap();
-        server.push_all(replies);
+        let server = FakeLlm::start_script(Script {
+            format: WireFormat::Openai,
+            when_exhausted: options.when_exhausted,
+            replies,
+        })
+        .await
+        .unwrap();
         let mut entry = ProviderEntry::new(ProviderType::Openai);
         entry.base_url = Some(server.base_url());
         let catalog = ModelCatalog::pinned()
@@ -70,8 +80,8 @@ impl Harness {
         }
         let memory = Arc::new(RecordingMemory::new());
         let runtime = runtime(
-            provider,
-            options.model,
+            provider.clone(),
+            options.model.clone(),
             registry,
             scrubber,
             options.limits,
@@ -79,11 +89,31 @@ impl Harness {
         );
         Self {
             server,
+            provider,
+            model: options.model,
             memory,
             runtime,
             dir,
             session: SessionId::new("session-1"),
         }
+    }
+
+    /// A new runtime over the same model and storage (no tools), as after
+    /// a guest restart.
+    pub fn restarted(&self, limits: RuntimeLimits) -> AgentRuntime {
+        let scrubber = Arc::new(Scrubber::new());
+        let registry = ToolRegistry::new(
+            scrubber.clone(),
+            Arc::new(StaticApproval(ApprovalPolicy::Allow)),
+        );
+        runtime(
+            self.provider.clone(),
+            self.model.clone(),
+            registry,
+            scrubber,
+            limits,
+            &self.memory,
+        )
     }
 
     /// Runs one turn; returns its result and every event it sent.
