@@ -5,7 +5,10 @@
 //!   cost) and with the fake LLM server over HTTP (adds the provider's
 //!   HTTP/SSE path);
 //! - how many sessions one gateway holds with a turn streaming in each at
-//!   once, errors, and the RSS each one costs (client sockets included).
+//!   once, errors, and the RSS each one costs (client sockets included);
+//! - thousands of conversations one after another, each left idle: the
+//!   gateway unloads them and the runtime releases their history, so RSS
+//!   stays bounded (memory on a real libSQL file).
 //!
 //! `cargo bench -p gateway --bench gateway`; under `cargo test` (no
 //! `--bench` argument) one quick pass only.
@@ -20,7 +23,8 @@ use gateway::{
     Gateway, GatewayApprovalGate, GatewayLimits, GatewayParts, InMemorySessionDirectory,
     LOCALHOST_ANY_PORT, RunningGateway, generate_token,
 };
-use runtime::{AgentRuntime, RuntimeLimits, RuntimeParts};
+use memory::{LexicalEmbedder, LibsqlMemory, MemoryOptions};
+use runtime::{AgentRuntime, MemoryParts, RuntimeLimits, RuntimeParts};
 use sandbox::scrub::Scrubber;
 use serde::Serialize;
 use test_support::{FakeLlm, Script, WhenExhausted, WireFormat};
@@ -106,12 +110,16 @@ fn model() -> ModelDescriptor {
 }
 
 fn runtime(provider: Arc<dyn Provider>) -> Arc<AgentRuntime> {
+    Arc::new(agent(provider))
+}
+
+fn agent(provider: Arc<dyn Provider>) -> AgentRuntime {
     let scrubber = Arc::new(Scrubber::new());
     let registry = ToolRegistry::new(
         scrubber.clone(),
         GatewayApprovalGate::new(ApprovalPolicy::Ask),
     );
-    Arc::new(AgentRuntime::new(RuntimeParts {
+    AgentRuntime::new(RuntimeParts {
         provider,
         provider_id: "bench".into(),
         model: model(),
@@ -119,14 +127,21 @@ fn runtime(provider: Arc<dyn Provider>) -> Arc<AgentRuntime> {
         scrubber,
         limits: RuntimeLimits::default(),
         system_prompt: "You are a benchmark agent.".into(),
-    }))
+    })
 }
 
 async fn start(runtime: Arc<AgentRuntime>, max_connections: usize) -> RunningGateway {
-    let limits = GatewayLimits {
-        max_connections,
-        ..GatewayLimits::default()
-    };
+    start_with(
+        runtime,
+        GatewayLimits {
+            max_connections,
+            ..GatewayLimits::default()
+        },
+    )
+    .await
+}
+
+async fn start_with(runtime: Arc<AgentRuntime>, limits: GatewayLimits) -> RunningGateway {
     let gateway = Gateway::new(GatewayParts {
         runtime,
         tier: SandboxTier::Process,
@@ -237,6 +252,89 @@ struct ConcurrencyResult {
 enum BenchResult {
     Latency(LatencyResult),
     Concurrency(ConcurrencyResult),
+    Released(ReleaseResult),
+}
+
+#[derive(Debug, Serialize)]
+struct ReleaseResult {
+    sessions: usize,
+    /// Sessions whose history the runtime still held at the end.
+    cached_at_end: usize,
+    /// The history one session held: its prompt and answer.
+    history_bytes: usize,
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+    kib_per_session: f64,
+}
+
+/// `count` conversations one after another, each a turn with a 4 KiB
+/// prompt on a new connection and session, then left: the gateway unloads
+/// each after `idle_session` (50 ms) and the runtime drops its history.
+/// Memory is a real libSQL file, so the history stays restorable.
+async fn released(count: usize) -> anyhow::Result<ReleaseResult> {
+    let dir = tempfile::tempdir()?;
+    let memory = Arc::new(
+        LibsqlMemory::open(
+            MemoryOptions::local(dir.path().join("memory.db")),
+            Arc::new(LexicalEmbedder::new()),
+        )
+        .await?,
+    );
+    let provider = Arc::new(ScriptedProvider {
+        id: "instant".into(),
+        words: 200,
+        pause: Duration::ZERO,
+    });
+    let runtime = Arc::new(agent(provider).with_memory(MemoryParts {
+        memory: memory.clone(),
+        retrieval: None,
+        max_results: 0,
+    }));
+    let idle = Duration::from_millis(50);
+    let running = start_with(
+        runtime.clone(),
+        GatewayLimits {
+            idle_session: idle,
+            ..GatewayLimits::default()
+        },
+    )
+    .await;
+    let prompt = "a long prompt with many words ".repeat(140);
+    let mut warm = attach(&running, "warm").await?;
+    round_trip(&mut warm, &prompt).await?;
+    warm.close(None).await?;
+    tokio::time::sleep(idle * 4).await;
+    let rss_before = rss_kib();
+    let started = Instant::now();
+    for n in 0..count {
+        let mut ws = attach(&running, &format!("user{n}")).await?;
+        round_trip(&mut ws, &prompt).await?;
+        ws.close(None).await?;
+    }
+    // Every session is idle now: the sweeper checks four times per
+    // `idle_session`.
+    tokio::time::sleep(idle * 4).await;
+    let rss_after = rss_kib();
+    let cached_at_end = runtime.cached_sessions();
+    running.shutdown().await?;
+    let result = ReleaseResult {
+        sessions: count,
+        cached_at_end,
+        history_bytes: prompt.len() + (0..200).map(|n| format!("word{n} ").len()).sum::<usize>(),
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        kib_per_session: rss_after.saturating_sub(rss_before) as f64 / count.max(1) as f64,
+    };
+    println!(
+        "{count} idle conversations ({:.1} s): {} still cached, RSS {} → {} KiB ({:.2} KiB per session; each held {} B of history)",
+        started.elapsed().as_secs_f64(),
+        result.cached_at_end,
+        result.rss_before_kib,
+        result.rss_after_kib,
+        result.kib_per_session,
+        result.history_bytes
+    );
+    Ok(result)
 }
 
 /// Sequential round trips on one connection (a session grows by one
@@ -421,6 +519,9 @@ async fn run(full: bool) -> anyhow::Result<Vec<BenchResult>> {
         latency("ws_round_trip_fake_llm_http", http, runs).await?,
     ));
     drop(llm);
+    results.push(BenchResult::Released(
+        released(if full { 5_000 } else { 5 }).await?,
+    ));
 
     Ok(results)
 }
