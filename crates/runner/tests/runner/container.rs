@@ -4,6 +4,7 @@
 //! shows up in `shared/`; the sidecar sees nothing but `shared`, has no
 //! network and is held to its memory limit; the supervisor restarts a
 //! killed pair and captures both containers' logs; `stop` removes them;
+//! the approval of the sidecar command is in `oxydra-runner audit`;
 //! a missing sidecar image is a degraded start without shell tools.
 //!
 //! Skipped, with the reason printed, when no engine answers or the
@@ -173,6 +174,33 @@ async fn shell_exec_runs_in_the_sidecar_which_sees_only_shared() {
             .join("shared/made-in-the-sidecar.txt")
             .is_file(),
         "the sidecar's file is in alice's shared directory"
+    );
+    // The approval the command needed is on record: who, what, the outcome.
+    let audit = fixture.run(&["audit", "--json"]);
+    assert_eq!(audit.code, Some(0), "{audit:?}");
+    let records: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let decided: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "approval_decided")
+        .collect();
+    assert_eq!(decided.len(), 1, "{records:?}");
+    assert_eq!(
+        (
+            &decided[0]["source"],
+            &decided[0]["subject"],
+            &decided[0]["decision"],
+            &decided[0]["actor"]
+        ),
+        (
+            &serde_json::json!("guest"),
+            &serde_json::json!("shell_exec"),
+            &serde_json::json!("approved"),
+            &serde_json::json!("gateway:alice")
+        )
     );
 
     // The sidecar's view: shared only, no host files, no network.
