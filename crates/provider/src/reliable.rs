@@ -239,12 +239,18 @@ impl Provider for ReliableProvider {
     }
 }
 
+/// Whether the caller may already have shown `item`. Signatures and
+/// redacted reasoning are never shown: like usage, they are held back and
+/// dropped with a stream that is replaced.
 fn is_content(item: &StreamItem) -> bool {
     match item {
         StreamItem::Text(_) | StreamItem::ReasoningDelta(_) | StreamItem::ToolCallDelta { .. } => {
             true
         }
-        StreamItem::UsageUpdate(_)
+        StreamItem::ReasoningEnd { .. }
+        | StreamItem::RedactedReasoning(_)
+        | StreamItem::ToolCallSignature { .. }
+        | StreamItem::UsageUpdate(_)
         | StreamItem::FinishReason(_)
         | StreamItem::ConnectionLost(_) => false,
     }

@@ -111,6 +111,7 @@ impl Fixture {
                 id: "c1".into(),
                 name: name.into(),
                 arguments: arguments.to_string(),
+                signature: None,
             })
             .await
     }

@@ -196,12 +196,12 @@ impl WireApi for MessagesWire {
         for block in response.content {
             match block {
                 ResponseBlock::Text { text: part } => text.push_str(&part),
-                ResponseBlock::ToolUse { id, name, input } => tool_calls.push(ToolCall {
+                ResponseBlock::ToolUse { id, name, input } => tool_calls.push(ToolCall::new(
                     id,
                     name,
-                    arguments: serde_json::to_string(&input)
+                    serde_json::to_string(&input)
                         .map_err(|e| ProviderError::ResponseParse(e.to_string()))?,
-                }),
+                )),
                 ResponseBlock::Other => {}
             }
         }

@@ -37,11 +37,7 @@ fn context(messages: Vec<Message>, tools: Vec<FunctionDecl>) -> Context {
 }
 
 fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-    }
+    ToolCall::new(id, name, arguments)
 }
 
 fn body(context: &Context, stream: bool) -> Value {

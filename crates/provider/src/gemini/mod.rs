@@ -358,7 +358,11 @@ impl UsageMetadata {
             input_tokens: input,
             output_tokens: output,
             total_tokens: self.total_token_count.unwrap_or(input + output),
+            // `promptTokenCount` includes the cached tokens, as
+            // `UsageUpdate` wants; cache storage is billed by the hour,
+            // not per request, so there are no writes to report.
             cached_input_tokens: self.cached_content_token_count,
+            cache_write_input_tokens: None,
             reasoning_tokens: self.thoughts_token_count,
         }
     }

@@ -14,11 +14,7 @@ fn model() -> &'static ModelDescriptor {
 }
 
 fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-    }
+    ToolCall::new(id, name, arguments)
 }
 
 /// System text, two calls with their results, tools (one without

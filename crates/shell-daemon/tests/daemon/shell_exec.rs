@@ -42,6 +42,7 @@ async fn shell_exec(
             id: "call-1".into(),
             name: "shell_exec".into(),
             arguments: arguments.to_string(),
+            signature: None,
         })
         .await
 }
