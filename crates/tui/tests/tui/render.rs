@@ -45,7 +45,7 @@ fn conversation() -> TuiUiState {
         GatewayServerFrame::TurnCompleted {
             turn_id: "t-1".into(),
             final_message: String::new(),
-            usage: TurnUsage { input_tokens: 900, output_tokens: 34, total_tokens: 934, cost_usd: 0.0021 },
+            usage: TurnUsage { input_tokens: 900, output_tokens: 34, total_tokens: 934, cost_usd: 0.0021, ..TurnUsage::default() },
         },
     ] {
         state.update(frame(event));
@@ -148,4 +148,20 @@ fn the_input_box_grows_with_the_prompt_and_an_approval_band_appears() {
 fn unicode_width(text: &str) -> usize {
     use unicode_width::UnicodeWidthStr;
     text.width()
+}
+
+#[test]
+fn the_status_bar_names_cached_input_when_there_was_some() {
+    let mut state = conversation();
+    let line = |state: &TuiUiState| tui::render::status_line(state, 120).to_string();
+    assert!(!line(&state).contains("cached"), "{}", line(&state));
+    state.last_usage = Some(TurnUsage {
+        cached_input_tokens: 800,
+        ..state.last_usage.unwrap()
+    });
+    assert!(
+        line(&state).contains("934 tok (800 cached) $0.0021"),
+        "{}",
+        line(&state)
+    );
 }
