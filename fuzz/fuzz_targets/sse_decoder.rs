@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use provider::anthropic::MessagesStreamParser;
+use provider::anthropic::MessagesWire;
 use provider::gemini::GeminiWire;
 use provider::openai::ChatStreamParser;
 use provider::responses::ResponsesWire;
@@ -103,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
         settings: None,
     };
     drive(ChatStreamParser, &with_raw);
-    drive(MessagesStreamParser::default(), &with_raw);
+    drive(MessagesWire.stream_parser(&context), &with_raw);
     drive(GeminiWire.stream_parser(&context), &with_raw);
     drive(ResponsesWire::default().stream_parser(&context), &with_raw);
 });

@@ -257,21 +257,26 @@ enum BenchResult {
 
 #[derive(Debug, Serialize)]
 struct ReleaseResult {
+    name: &'static str,
     sessions: usize,
     /// Sessions whose history the runtime still held at the end.
     cached_at_end: usize,
     /// The history one session held: its prompt and answer.
     history_bytes: usize,
-    rss_before_kib: u64,
-    rss_after_kib: u64,
-    kib_per_session: f64,
+    /// Anonymous memory (`RssAnon`: heap and stacks, not the memory-mapped
+    /// database file, whose pages the kernel reclaims at will).
+    anon_before_kib: u64,
+    anon_after_kib: u64,
+    anon_kib_per_session: f64,
+    database_kib: u64,
 }
 
 /// `count` conversations one after another, each a turn with a 4 KiB
-/// prompt on a new connection and session, then left: the gateway unloads
-/// each after `idle_session` (50 ms) and the runtime drops its history.
+/// prompt on a new connection and session, then left. With `unload`, the
+/// gateway unloads each after `idle_session` (50 ms) and the runtime drops
+/// its history; without, every session stays loaded (the comparison).
 /// Memory is a real libSQL file, so the history stays restorable.
-async fn released(count: usize) -> anyhow::Result<ReleaseResult> {
+async fn released(count: usize, unload: bool) -> anyhow::Result<ReleaseResult> {
     let dir = tempfile::tempdir()?;
     let memory = Arc::new(
         LibsqlMemory::open(
@@ -294,7 +299,11 @@ async fn released(count: usize) -> anyhow::Result<ReleaseResult> {
     let running = start_with(
         runtime.clone(),
         GatewayLimits {
-            idle_session: idle,
+            idle_session: if unload {
+                idle
+            } else {
+                Duration::from_secs(3600)
+            },
             ..GatewayLimits::default()
         },
     )
@@ -304,7 +313,7 @@ async fn released(count: usize) -> anyhow::Result<ReleaseResult> {
     round_trip(&mut warm, &prompt).await?;
     warm.close(None).await?;
     tokio::time::sleep(idle * 4).await;
-    let rss_before = rss_kib();
+    let anon_before = status_kib("RssAnon:");
     let started = Instant::now();
     for n in 0..count {
         let mut ws = attach(&running, &format!("user{n}")).await?;
@@ -314,25 +323,38 @@ async fn released(count: usize) -> anyhow::Result<ReleaseResult> {
     // Every session is idle now: the sweeper checks four times per
     // `idle_session`.
     tokio::time::sleep(idle * 4).await;
-    let rss_after = rss_kib();
+    let anon_after = status_kib("RssAnon:");
     let cached_at_end = runtime.cached_sessions();
     running.shutdown().await?;
+    // The database file and its write-ahead log.
+    let mut database = 0;
+    for entry in std::fs::read_dir(dir.path())? {
+        database += entry?.metadata()?.len();
+    }
     let result = ReleaseResult {
+        name: if unload {
+            "idle_sessions_released"
+        } else {
+            "idle_sessions_kept"
+        },
         sessions: count,
         cached_at_end,
         history_bytes: prompt.len() + (0..200).map(|n| format!("word{n} ").len()).sum::<usize>(),
-        rss_before_kib: rss_before,
-        rss_after_kib: rss_after,
-        kib_per_session: rss_after.saturating_sub(rss_before) as f64 / count.max(1) as f64,
+        anon_before_kib: anon_before,
+        anon_after_kib: anon_after,
+        anon_kib_per_session: anon_after.saturating_sub(anon_before) as f64 / count.max(1) as f64,
+        database_kib: database / 1024,
     };
     println!(
-        "{count} idle conversations ({:.1} s): {} still cached, RSS {} → {} KiB ({:.2} KiB per session; each held {} B of history)",
+        "{count} conversations left idle, {} ({:.1} s): {} still cached, anonymous RSS {} → {} KiB ({:.2} KiB per session; each held {} B of history; database {} KiB)",
+        if unload { "unloaded" } else { "kept loaded" },
         started.elapsed().as_secs_f64(),
         result.cached_at_end,
-        result.rss_before_kib,
-        result.rss_after_kib,
-        result.kib_per_session,
-        result.history_bytes
+        result.anon_before_kib,
+        result.anon_after_kib,
+        result.anon_kib_per_session,
+        result.history_bytes,
+        result.database_kib
     );
     Ok(result)
 }
@@ -379,12 +401,17 @@ async fn latency(
 }
 
 fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// A `/proc/self/status` figure in KiB (`VmRSS:`, `RssAnon:`), 0 if absent.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|line| line.starts_with("VmRSS:"))
+                .find(|line| line.starts_with(field))
                 .and_then(|line| line.split_whitespace().nth(1))
                 .and_then(|kib| kib.parse().ok())
         })
@@ -482,11 +509,14 @@ async fn concurrent(count: usize) -> anyhow::Result<ConcurrencyResult> {
 }
 
 async fn run(full: bool) -> anyhow::Result<Vec<BenchResult>> {
-    // First, while the process is small: memory freed by the latency runs
-    // would otherwise be reused and hide what the sessions cost.
-    let mut results = vec![BenchResult::Concurrency(
+    // First, while the process is small: memory freed by the other runs
+    // would otherwise be reused and hide what the sessions cost. The
+    // comparison, every session kept loaded, runs last for the same reason.
+    let idle_sessions = if full { 5_000 } else { 5 };
+    let mut results = vec![BenchResult::Released(released(idle_sessions, true).await?)];
+    results.push(BenchResult::Concurrency(
         concurrent(if full { 1_000 } else { 4 }).await?,
-    )];
+    ));
     let runs = if full { 2_000 } else { 5 };
     println!(
         "{:<34} {:>9} {:>9} {:>9} {:>6}",
@@ -519,9 +549,7 @@ async fn run(full: bool) -> anyhow::Result<Vec<BenchResult>> {
         latency("ws_round_trip_fake_llm_http", http, runs).await?,
     ));
     drop(llm);
-    results.push(BenchResult::Released(
-        released(if full { 5_000 } else { 5 }).await?,
-    ));
+    results.push(BenchResult::Released(released(idle_sessions, false).await?));
 
     Ok(results)
 }

@@ -134,6 +134,8 @@ fn terminal_frame(
                 output_tokens: outcome.usage.output_tokens,
                 total_tokens: outcome.usage.total_tokens,
                 cost_usd: outcome.cost_usd,
+                cached_input_tokens: outcome.usage.cached_input_tokens.unwrap_or(0),
+                cache_write_input_tokens: outcome.usage.cache_write_input_tokens.unwrap_or(0),
             },
         },
         Err(RuntimeError::Cancelled) => GatewayServerFrame::TurnCancelled { turn_id },
@@ -148,6 +150,7 @@ fn terminal_frame(
 fn forward(outbox: &Outbox, event: RuntimeEvent) {
     let frame = match event {
         RuntimeEvent::TextDelta(text) => GatewayServerFrame::AssistantDelta { text },
+        RuntimeEvent::ReasoningDelta(text) => GatewayServerFrame::ReasoningDelta { text },
         RuntimeEvent::ToolCallStarted {
             call_id,
             name,
@@ -161,16 +164,14 @@ fn forward(outbox: &Outbox, event: RuntimeEvent) {
             GatewayServerFrame::ToolCallFinished { call_id, name, ok }
         }
         // Turn start and end are framed by the runner itself; usage is
-        // reported once, summed, in `TurnCompleted`; the protocol carries
-        // no reasoning text.
+        // reported once, summed, in `TurnCompleted`.
         RuntimeEvent::State(
             TurnState::Streaming
             | TurnState::ToolExecution
             | TurnState::Yielding
             | TurnState::Cancelled,
         )
-        | RuntimeEvent::Usage { .. }
-        | RuntimeEvent::ReasoningDelta(_) => return,
+        | RuntimeEvent::Usage { .. } => return,
     };
     outbox.publish(frame);
 }

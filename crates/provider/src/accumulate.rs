@@ -1,12 +1,13 @@
 //! Reassembles streamed items into a complete answer: text deltas are
 //! concatenated, tool-call fragments are joined by index (several calls may
-//! interleave), usage and finish reason are kept.
+//! interleave), signed reasoning becomes the message's reasoning blocks, and
+//! usage and finish reason are kept.
 
 use std::collections::BTreeMap;
 
 use types::{
-    FinishReason, Message, ProviderError, ProviderStream, Response, StreamItem, ToolCall,
-    UsageUpdate,
+    FinishReason, Message, ProviderError, ProviderStream, ReasoningBlock, Response, Signature,
+    StreamItem, ToolCall, UsageUpdate,
 };
 
 #[derive(Debug, Default)]
@@ -14,6 +15,7 @@ struct PartialCall {
     id: Option<String>,
     name: Option<String>,
     arguments: String,
+    signature: Option<Signature>,
 }
 
 /// Tool-call fragments keyed by index; the first fragment carrying an id or
@@ -39,6 +41,11 @@ impl ToolCallAccumulator {
         call.arguments.push_str(fragment);
     }
 
+    /// Sets the vendor signature of call `index` (the last one wins).
+    pub fn sign(&mut self, index: u32, signature: Signature) {
+        self.calls.entry(index).or_default().signature = Some(signature);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
@@ -58,6 +65,7 @@ impl ToolCallAccumulator {
                     id: call.id.unwrap_or_else(|| format!("call_{index}")),
                     name,
                     arguments: call.arguments,
+                    signature: call.signature,
                 })
             })
             .collect()
@@ -68,7 +76,13 @@ impl ToolCallAccumulator {
 #[derive(Debug, Default)]
 pub struct StreamCollector {
     text: String,
+    /// Every reasoning fragment, signed or not, for display.
     reasoning: String,
+    /// Reasoning since the last block ended: the text the next
+    /// `ReasoningEnd` closes.
+    unsigned: String,
+    /// Signed and redacted reasoning blocks, kept on the message.
+    blocks: Vec<ReasoningBlock>,
     tools: ToolCallAccumulator,
     usage: Option<UsageUpdate>,
     finish_reason: Option<FinishReason>,
@@ -83,7 +97,21 @@ impl StreamCollector {
     pub fn push(&mut self, item: StreamItem) {
         match item {
             StreamItem::Text(text) => self.text.push_str(&text),
-            StreamItem::ReasoningDelta(text) => self.reasoning.push_str(&text),
+            StreamItem::ReasoningDelta(text) => {
+                self.reasoning.push_str(&text);
+                self.unsigned.push_str(&text);
+            }
+            StreamItem::ReasoningEnd { signature } => {
+                let text = std::mem::take(&mut self.unsigned);
+                if let Some(signature) = signature {
+                    self.blocks
+                        .push(ReasoningBlock::Thinking { text, signature });
+                }
+            }
+            StreamItem::RedactedReasoning(data) => {
+                self.blocks.push(ReasoningBlock::Redacted { data });
+            }
+            StreamItem::ToolCallSignature { index, signature } => self.tools.sign(index, signature),
             StreamItem::ToolCallDelta {
                 index,
                 id,
@@ -108,6 +136,8 @@ impl StreamCollector {
     }
 
     /// The complete response, or `ConnectionLost` if the stream broke.
+    /// Reasoning that no signed block end closed is left out of the
+    /// message: it was only for display, and no vendor wants it back.
     pub fn finish(self) -> Result<Response, ProviderError> {
         if let Some(reason) = self.lost {
             return Err(ProviderError::ConnectionLost(reason));
@@ -115,7 +145,10 @@ impl StreamCollector {
         let tool_calls = self.tools.finish()?;
         let content = (!self.text.is_empty()).then_some(self.text);
         Ok(Response {
-            message: Message::assistant_tool_calls(content, tool_calls),
+            message: Message {
+                reasoning: self.blocks,
+                ..Message::assistant_tool_calls(content, tool_calls)
+            },
             finish_reason: self.finish_reason,
             usage: self.usage,
         })
@@ -147,16 +180,8 @@ mod tests {
         assert_eq!(
             calls,
             vec![
-                ToolCall {
-                    id: "call_a".into(),
-                    name: "file_read".into(),
-                    arguments: "{\"path\":\"/shared/a\"}".into()
-                },
-                ToolCall {
-                    id: "call_b".into(),
-                    name: "file_list".into(),
-                    arguments: "{\"path\":\"/tmp\"}".into()
-                },
+                ToolCall::new("call_a", "file_read", "{\"path\":\"/shared/a\"}"),
+                ToolCall::new("call_b", "file_list", "{\"path\":\"/tmp\"}"),
             ]
         );
     }
@@ -193,6 +218,76 @@ mod tests {
         assert_eq!(response.message.content.as_deref(), Some("Hello"));
         assert_eq!(response.usage.unwrap().total_tokens, 5);
         assert_eq!(response.finish_reason, Some(FinishReason::Stop));
+    }
+
+    fn signature(value: &str) -> Signature {
+        Signature {
+            model: "m".into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn signed_reasoning_and_call_signatures_are_kept_and_unsigned_reasoning_is_not() {
+        let mut collector = StreamCollector::new();
+        for item in [
+            StreamItem::ReasoningDelta("First ".into()),
+            StreamItem::ReasoningDelta("thought.".into()),
+            StreamItem::ReasoningEnd {
+                signature: Some(signature("sig-1")),
+            },
+            StreamItem::RedactedReasoning(signature("sealed")),
+            // An unsigned block ends without taking the next one's text.
+            StreamItem::ReasoningDelta("Lost. ".into()),
+            StreamItem::ReasoningEnd { signature: None },
+            StreamItem::ReasoningDelta("Second.".into()),
+            StreamItem::ReasoningEnd {
+                signature: Some(signature("sig-2")),
+            },
+            StreamItem::ToolCallDelta {
+                index: 0,
+                id: Some("c0".into()),
+                name: Some("file_read".into()),
+                arguments_fragment: "{}".into(),
+            },
+            StreamItem::ToolCallSignature {
+                index: 0,
+                signature: signature("call-sig"),
+            },
+            StreamItem::ToolCallDelta {
+                index: 1,
+                id: Some("c1".into()),
+                name: Some("file_list".into()),
+                arguments_fragment: "{}".into(),
+            },
+            // A trailing thought nobody signed is display only.
+            StreamItem::ReasoningDelta(" Unsigned.".into()),
+        ] {
+            collector.push(item);
+        }
+        assert_eq!(
+            collector.reasoning(),
+            "First thought.Lost. Second. Unsigned."
+        );
+        let message = collector.finish().unwrap().message;
+        assert_eq!(
+            message.reasoning,
+            vec![
+                ReasoningBlock::Thinking {
+                    text: "First thought.".into(),
+                    signature: signature("sig-1"),
+                },
+                ReasoningBlock::Redacted {
+                    data: signature("sealed"),
+                },
+                ReasoningBlock::Thinking {
+                    text: "Second.".into(),
+                    signature: signature("sig-2"),
+                },
+            ]
+        );
+        assert_eq!(message.tool_calls[0].signature, Some(signature("call-sig")));
+        assert_eq!(message.tool_calls[1].signature, None);
     }
 
     #[tokio::test]

@@ -196,11 +196,7 @@ impl WireApi for ChatWire {
             .message
             .tool_calls
             .into_iter()
-            .map(|call| ToolCall {
-                id: call.id,
-                name: call.function.name,
-                arguments: call.function.arguments,
-            })
+            .map(|call| ToolCall::new(call.id, call.function.name, call.function.arguments))
             .collect();
         let content = choice.message.content.filter(|text| !text.is_empty());
         Ok(Response {
@@ -287,7 +283,10 @@ impl ChatUsage {
             total_tokens: self
                 .total_tokens
                 .unwrap_or(self.prompt_tokens + self.completion_tokens),
+            // `prompt_tokens` includes the cached tokens, as `UsageUpdate`
+            // wants; OpenAI caches implicitly and reports no writes.
             cached_input_tokens: self.prompt_tokens_details.and_then(|d| d.cached_tokens),
+            cache_write_input_tokens: None,
             reasoning_tokens: self
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens),
@@ -401,16 +400,8 @@ mod tests {
                 Message::assistant_tool_calls(
                     Some("On it.".into()),
                     vec![
-                        ToolCall {
-                            id: "call_1".into(),
-                            name: "file_read".into(),
-                            arguments: "{\"path\":\"/shared/a\"}".into(),
-                        },
-                        ToolCall {
-                            id: "call_2".into(),
-                            name: "file_list".into(),
-                            arguments: "{\"path\":\"/tmp\"".into(),
-                        },
+                        ToolCall::new("call_1", "file_read", "{\"path\":\"/shared/a\"}"),
+                        ToolCall::new("call_2", "file_list", "{\"path\":\"/tmp\""),
                     ],
                 ),
                 Message::tool_result("call_1", "alpha"),

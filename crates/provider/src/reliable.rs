@@ -239,17 +239,6 @@ impl Provider for ReliableProvider {
     }
 }
 
-fn is_content(item: &StreamItem) -> bool {
-    match item {
-        StreamItem::Text(_) | StreamItem::ReasoningDelta(_) | StreamItem::ToolCallDelta { .. } => {
-            true
-        }
-        StreamItem::UsageUpdate(_)
-        | StreamItem::FinishReason(_)
-        | StreamItem::ConnectionLost(_) => false,
-    }
-}
-
 /// Forwards `stream` to a new channel. Until the first content item, other
 /// items (usage) are held back, and a `ConnectionLost` reconnects with the
 /// retry policy (discarding what was held, so nothing is counted twice).
@@ -308,7 +297,7 @@ fn forward_with_reconnect(
                 }
                 continue;
             }
-            if !content_sent && !is_content(&item) {
+            if !content_sent && !item.is_content() {
                 held.push(item);
                 continue;
             }

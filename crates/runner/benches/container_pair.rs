@@ -322,6 +322,7 @@ async fn shell_rows(fixture: &Fixture, calls: usize) -> Vec<(&'static str, Timin
         id: "bench".into(),
         name: "shell_exec".into(),
         arguments: json!({ "command": "echo hi" }).to_string(),
+        signature: None,
     };
     let variants: [(&'static str, Call<'_>); 4] = [
         ("sidecar round trip (socket)", bare(sidecar.as_ref())),

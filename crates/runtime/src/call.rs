@@ -126,7 +126,12 @@ async fn consume(
                     reason.clone(),
                 )));
             }
+            // Signatures and redacted reasoning are kept by the collector
+            // for the next request; there is nothing to show.
             StreamItem::ConnectionLost(_)
+            | StreamItem::ReasoningEnd { .. }
+            | StreamItem::RedactedReasoning(_)
+            | StreamItem::ToolCallSignature { .. }
             | StreamItem::UsageUpdate(_)
             | StreamItem::FinishReason(_) => {}
         }

@@ -158,6 +158,7 @@ mod tests {
             id: id.into(),
             name: "file_read".into(),
             arguments: "{}".into(),
+            signature: None,
         }
     }
 

@@ -353,6 +353,7 @@ mod tests {
                         id: "c".into(),
                         name: "file_read".into(),
                         arguments: "{\"path\":\"/shared/a\"}".into(),
+                        signature: None,
                     }],
                 ),
                 2,

@@ -90,6 +90,7 @@ async fn main() {
             id: "bench".into(),
             name: "shell_exec".into(),
             arguments: json!({ "command": "echo hi" }).to_string(),
+            signature: None,
         };
         let bare: Call<'_> = {
             let local = &local;

@@ -55,6 +55,7 @@ async fn main() {
         id: "bench".into(),
         name: "file_read".into(),
         arguments: json!({ "path": "/shared/small.txt" }).to_string(),
+        signature: None,
     };
 
     let wasm = WasmWasiToolRunner::new(workspace.clone()).expect("the WASM runner");

@@ -118,6 +118,7 @@ impl Fixture {
                     id: "c1".into(),
                     name: name.into(),
                     arguments: arguments.to_string(),
+                    signature: None,
                 },
                 &ToolContext::new("test"),
             )

@@ -125,6 +125,7 @@ fn call(name: &str, arguments: &str) -> ToolCall {
         id: "call_1".into(),
         name: name.into(),
         arguments: arguments.into(),
+        signature: None,
     }
 }
 

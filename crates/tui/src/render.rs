@@ -188,7 +188,14 @@ pub fn status_line(state: &TuiUiState, width: usize) -> Line<'static> {
         parts.push("queued".to_owned());
     }
     if let Some(usage) = &state.last_usage {
-        parts.push(format!("{} tok ${:.4}", usage.total_tokens, usage.cost_usd));
+        let cached = match usage.cached_input_tokens {
+            0 => String::new(),
+            read => format!(" ({read} cached)"),
+        };
+        parts.push(format!(
+            "{} tok{cached} ${:.4}",
+            usage.total_tokens, usage.cost_usd
+        ));
     }
     let mut text = parts.join(" │ ");
     let mut style = Style::new().fg(Color::Black).bg(color);
@@ -219,6 +226,16 @@ pub fn transcript_lines(state: &TuiUiState, width: usize) -> Vec<Line<'static>> 
             Entry::Assistant { text, streaming } => (
                 format!("agent: {text}{}", if *streaming { "▌" } else { "" }),
                 Style::new(),
+            ),
+            Entry::Reasoning { text, streaming } => (
+                if state.show_reasoning {
+                    format!("thinking: {text}{}", if *streaming { "▌" } else { "" })
+                } else {
+                    format!("thinking… ({} chars)", text.chars().count())
+                },
+                Style::new()
+                    .fg(Color::DarkGray)
+                    .add_modifier(Modifier::DIM | Modifier::ITALIC),
             ),
             Entry::Tool {
                 name,

@@ -56,6 +56,12 @@ pub enum Entry {
         text: String,
         streaming: bool,
     },
+    /// The model's reasoning before an answer or a tool call; shown only
+    /// when `TuiUiState::show_reasoning` is on, else as a one-line marker.
+    Reasoning {
+        text: String,
+        streaming: bool,
+    },
     Tool {
         call_id: String,
         name: String,
@@ -105,7 +111,7 @@ impl ApprovalPrompt {
 /// Lines of `/help`.
 pub const HELP: &[&str] = &[
     "Enter sends; Alt+Enter (or Ctrl+J) starts a new line; Up/Down browse history.",
-    "PageUp/PageDown scroll the transcript.",
+    "PageUp/PageDown scroll the transcript; Ctrl+T shows or hides the model's reasoning.",
     "Ctrl+C cancels the running turn, or quits when nothing runs.",
     "/new starts a new session (old ones stay stored).",
     "/sessions lists your sessions.",
@@ -131,6 +137,8 @@ pub struct TuiUiState {
     pub last_error: Option<String>,
     /// Transcript lines scrolled up from the bottom.
     pub scroll_back: usize,
+    /// Whether reasoning entries show their text (Ctrl+T toggles).
+    pub show_reasoning: bool,
     pub quit: bool,
 }
 
@@ -157,6 +165,7 @@ impl TuiUiState {
             pending_approval: None,
             last_error: None,
             scroll_back: 0,
+            show_reasoning: false,
             quit: false,
         }
     }
@@ -203,6 +212,11 @@ impl TuiUiState {
             KeyCode::Char('c') if ctrl => return self.interrupt(),
             KeyCode::Char('d') if ctrl && self.input.is_empty() && !self.busy() => {
                 return self.quit();
+            }
+            // Only the view changes, so it works during an approval too.
+            KeyCode::Char('t') if ctrl => {
+                self.show_reasoning = !self.show_reasoning;
+                return Vec::new();
             }
             _ => {}
         }
@@ -466,12 +480,28 @@ impl TuiUiState {
                         text: streamed,
                         streaming: true,
                     }) => streamed.push_str(&text),
-                    _ => self.transcript.push(Entry::Assistant {
-                        text,
-                        streaming: true,
-                    }),
+                    _ => {
+                        self.end_streaming();
+                        self.transcript.push(Entry::Assistant {
+                            text,
+                            streaming: true,
+                        });
+                    }
                 }
             }
+            GatewayServerFrame::ReasoningDelta { text } => match self.transcript.last_mut() {
+                Some(Entry::Reasoning {
+                    text: streamed,
+                    streaming: true,
+                }) => streamed.push_str(&text),
+                _ => {
+                    self.end_streaming();
+                    self.transcript.push(Entry::Reasoning {
+                        text,
+                        streaming: true,
+                    });
+                }
+            },
             GatewayServerFrame::ToolCallStarted {
                 call_id,
                 name,
@@ -624,9 +654,11 @@ impl TuiUiState {
         self.transcript.push(Entry::Error(message));
     }
 
-    /// Stops appending to the current assistant text.
+    /// Stops appending to the current assistant text or reasoning.
     fn end_streaming(&mut self) {
-        if let Some(Entry::Assistant { streaming, .. }) = self.transcript.last_mut() {
+        if let Some(Entry::Assistant { streaming, .. } | Entry::Reasoning { streaming, .. }) =
+            self.transcript.last_mut()
+        {
             *streaming = false;
         }
     }

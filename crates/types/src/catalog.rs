@@ -90,6 +90,16 @@ pub struct ModelDescriptor {
     pub input_price_per_million: f64,
     /// USD per million output tokens.
     pub output_price_per_million: f64,
+    /// USD per million input tokens read from the vendor's prompt cache;
+    /// `None` when the model has no cache discount (they cost the input
+    /// price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_price_per_million: Option<f64>,
+    /// USD per million input tokens written to the prompt cache (Anthropic
+    /// charges 1.25× input for its five-minute cache); `None` when writes
+    /// cost the input price or the vendor caches implicitly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_price_per_million: Option<f64>,
     pub deprecation_state: DeprecationState,
 }
 
@@ -106,8 +116,29 @@ impl ModelDescriptor {
     }
 
     /// The estimated cost of `usage` in USD at this model's list prices.
+    ///
+    /// `usage.input_tokens` includes the cached ones (see `UsageUpdate`):
+    /// cache reads are charged at the read price, cache writes at the write
+    /// price, and only the rest at the input price, so no token is charged
+    /// twice. Counts a vendor reports inconsistently (more cached than
+    /// input) are clamped to the input.
     pub fn cost_usd(&self, usage: &UsageUpdate) -> f64 {
-        (usage.input_tokens as f64 * self.input_price_per_million
+        let input = usage.input_tokens;
+        let read = usage.cached_input_tokens.unwrap_or(0).min(input);
+        let written = usage
+            .cache_write_input_tokens
+            .unwrap_or(0)
+            .min(input - read);
+        let plain = input - read - written;
+        let read_price = self
+            .cache_read_price_per_million
+            .unwrap_or(self.input_price_per_million);
+        let write_price = self
+            .cache_write_price_per_million
+            .unwrap_or(self.input_price_per_million);
+        (plain as f64 * self.input_price_per_million
+            + read as f64 * read_price
+            + written as f64 * write_price
             + usage.output_tokens as f64 * self.output_price_per_million)
             / 1_000_000.0
     }
@@ -273,10 +304,12 @@ fn validate_descriptor(model: &ModelDescriptor) -> Result<(), CatalogError> {
         return Err(invalid("token limits must be greater than 0"));
     }
     let prices = [
-        model.input_price_per_million,
-        model.output_price_per_million,
+        Some(model.input_price_per_million),
+        Some(model.output_price_per_million),
+        model.cache_read_price_per_million,
+        model.cache_write_price_per_million,
     ];
-    if prices.iter().any(|p| !p.is_finite() || *p < 0.0) {
+    if prices.iter().flatten().any(|p| !p.is_finite() || *p < 0.0) {
         return Err(invalid("prices must be finite and not negative"));
     }
     Ok(())
@@ -369,6 +402,118 @@ mod tests {
         assert!((cost - (2.0 + 4.0)).abs() < 1e-9, "{cost}");
     }
 
+    fn assert_cost(provider: ProviderType, model: &str, usage: UsageUpdate, expected: f64) {
+        let cost = ModelCatalog::pinned()
+            .get(provider, model)
+            .unwrap()
+            .cost_usd(&usage);
+        assert!(
+            (cost - expected).abs() < 1e-12,
+            "{model}: {cost} != {expected}"
+        );
+    }
+
+    #[test]
+    fn anthropic_cache_reads_and_writes_are_priced_apart_from_plain_input() {
+        // Claude Sonnet 4.5: $3 input, $15 output, cache write 1.25 × 3 =
+        // $3.75, cache read 0.1 × 3 = $0.30 per million tokens. Anthropic
+        // reported input_tokens 2_000, cache_creation_input_tokens 10_000,
+        // cache_read_input_tokens 50_000 and output_tokens 1_000; the wire
+        // normalises input to 2_000 + 10_000 + 50_000 = 62_000.
+        //   plain  2_000 × $3.00 / 1M = $0.00600
+        //   write 10_000 × $3.75 / 1M = $0.03750
+        //   read  50_000 × $0.30 / 1M = $0.01500
+        //   output 1_000 × $15   / 1M = $0.01500
+        //   total                       $0.07350
+        let usage = UsageUpdate {
+            cached_input_tokens: Some(50_000),
+            cache_write_input_tokens: Some(10_000),
+            ..UsageUpdate::new(62_000, 1_000)
+        };
+        assert_cost(
+            ProviderType::Anthropic,
+            "claude-sonnet-4-5-20250929",
+            usage,
+            0.0735,
+        );
+        // Without the cache the same prompt would have cost 62_000 × $3 /
+        // 1M + $0.015 = $0.201.
+        assert_cost(
+            ProviderType::Anthropic,
+            "claude-sonnet-4-5-20250929",
+            UsageUpdate::new(62_000, 1_000),
+            0.201,
+        );
+    }
+
+    #[test]
+    fn openai_cached_input_is_part_of_the_prompt_and_charged_once() {
+        // GPT-4.1: $2 input, $0.50 cached input, $8 output per million.
+        // OpenAI reported prompt_tokens 10_000 of which cached_tokens 8_000.
+        //   plain  2_000 × $2.00 / 1M = $0.004
+        //   read   8_000 × $0.50 / 1M = $0.004
+        //   output   500 × $8    / 1M = $0.004
+        let usage = UsageUpdate {
+            cached_input_tokens: Some(8_000),
+            ..UsageUpdate::new(10_000, 500)
+        };
+        assert_cost(ProviderType::Openai, "gpt-4.1", usage, 0.012);
+    }
+
+    #[test]
+    fn models_without_cache_prices_charge_cached_tokens_as_input() {
+        // GPT-4 Turbo has no cache discount: all 1_000 input tokens at $10.
+        let usage = UsageUpdate {
+            cached_input_tokens: Some(600),
+            cache_write_input_tokens: Some(200),
+            ..UsageUpdate::new(1_000, 0)
+        };
+        assert_cost(ProviderType::Openai, "gpt-4-turbo", usage, 0.01);
+        // More cached tokens than input (a confused server) never yields a
+        // negative or doubled charge: the 1_000 input tokens are all reads.
+        let confused = UsageUpdate {
+            cached_input_tokens: Some(5_000),
+            cache_write_input_tokens: Some(5_000),
+            ..UsageUpdate::new(1_000, 0)
+        };
+        // GPT-4.1: 1_000 × $0.50 / 1M.
+        assert_cost(ProviderType::Openai, "gpt-4.1", confused, 0.0005);
+    }
+
+    #[test]
+    fn pinned_cache_prices_follow_each_vendors_rules() {
+        let catalog = ModelCatalog::pinned();
+        for model in catalog.models_for(ProviderType::Anthropic) {
+            let input = model.input_price_per_million;
+            let read = model.cache_read_price_per_million.unwrap();
+            let write = model.cache_write_price_per_million.unwrap();
+            assert!((read - input * 0.1).abs() < 1e-9, "{}", model.id);
+            assert!((write - input * 1.25).abs() < 1e-9, "{}", model.id);
+        }
+        for provider in [
+            ProviderType::Openai,
+            ProviderType::OpenaiResponses,
+            ProviderType::Gemini,
+        ] {
+            for model in catalog.models_for(provider) {
+                // Implicit caches charge nothing extra to write.
+                assert_eq!(model.cache_write_price_per_million, None, "{}", model.id);
+                if let Some(read) = model.cache_read_price_per_million {
+                    assert!(read < model.input_price_per_million, "{}", model.id);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn negative_cache_prices_are_rejected() {
+        let mut model = extra("c", 10);
+        model.cache_read_price_per_million = Some(-1.0);
+        let document = serde_json::json!({"snapshot": "t", "source": "t", "models": [model]});
+        let err = ModelCatalog::from_json(&document.to_string()).unwrap_err();
+        assert!(err.to_string().contains("prices"), "{err}");
+    }
+
     fn extra(id: &str, max_input_tokens: u64) -> ModelDescriptor {
         ModelDescriptor {
             id: id.into(),
@@ -382,6 +527,8 @@ mod tests {
             max_output_tokens: 4096,
             input_price_per_million: 0.0,
             output_price_per_million: 0.0,
+            cache_read_price_per_million: None,
+            cache_write_price_per_million: None,
             deprecation_state: DeprecationState::Active,
         }
     }

@@ -36,8 +36,8 @@ pub use memory::{
     SummaryWriteOutcome, UpsertOutcome,
 };
 pub use message::{
-    Context, FinishReason, GenerationSettings, Message, MessageRole, ProviderStream, Response,
-    StreamItem, ToolCall, UsageUpdate,
+    Context, FinishReason, GenerationSettings, Message, MessageRole, ProviderStream,
+    ReasoningBlock, Response, Signature, StreamItem, ToolCall, UsageUpdate,
 };
 pub use provider::Provider;
 pub use schema::{FunctionDecl, JsonSchema};

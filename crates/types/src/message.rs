@@ -18,6 +18,27 @@ pub enum MessageRole {
     Tool,
 }
 
+/// An opaque value a model attached to part of its answer and requires
+/// back, unchanged and on the same part, in later requests: Gemini's
+/// `thoughtSignature`, Anthropic's thinking `signature` and
+/// `redacted_thinking` data. Only the model that issued it can verify it,
+/// so it records that model, and a wire sends it back to that model only
+/// (another model would reject the request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The model that issued the value.
+    pub model: ModelId,
+    /// The value exactly as the vendor sent it.
+    pub value: String,
+}
+
+impl Signature {
+    /// The value, if `model` issued it.
+    pub fn value_for(&self, model: &ModelId) -> Option<&str> {
+        (self.model == *model).then_some(self.value.as_str())
+    }
+}
+
 /// One tool invocation requested by the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
@@ -26,6 +47,42 @@ pub struct ToolCall {
     /// The raw JSON text the model produced. It may be malformed; it is
     /// validated against the tool's schema only when the call is executed.
     pub arguments: String,
+    /// The vendor's signature for this call (Gemini's `thoughtSignature`,
+    /// which Gemini 3 requires back with the call); stored with the
+    /// message so it survives restarts. Other vendors never set or send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+impl ToolCall {
+    /// A call without a vendor signature.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+            signature: None,
+        }
+    }
+}
+
+/// Reasoning kept on an assistant message because its vendor requires it
+/// back verbatim (Anthropic's signed thinking blocks, which must accompany
+/// the tool calls they led to while extended thinking is on). Reasoning
+/// without a signature is shown while it streams and never kept, so it is
+/// never sent back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReasoningBlock {
+    /// Readable reasoning and the signature over exactly this text.
+    Thinking { text: String, signature: Signature },
+    /// Reasoning the vendor encrypted: nothing to show, only to send back.
+    /// `data` is as opaque and as bound to its model as a signature.
+    Redacted { data: Signature },
 }
 
 /// One message of a conversation.
@@ -41,6 +98,10 @@ pub struct Message {
     /// For `Tool` messages: the id of the call this message answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// For assistant messages: the signed reasoning that came before the
+    /// text and tool calls, in order (see `ReasoningBlock`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<ReasoningBlock>,
 }
 
 impl Message {
@@ -50,6 +111,7 @@ impl Message {
             content: Some(content.into()),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            reasoning: Vec::new(),
         }
     }
 
@@ -72,6 +134,7 @@ impl Message {
             content,
             tool_calls,
             tool_call_id: None,
+            reasoning: Vec::new(),
         }
     }
 
@@ -82,6 +145,7 @@ impl Message {
             content: Some(content.into()),
             tool_calls: Vec::new(),
             tool_call_id: Some(tool_call_id.into()),
+            reasoning: Vec::new(),
         }
     }
 }
@@ -126,14 +190,36 @@ pub enum FinishReason {
     Other(String),
 }
 
-/// Token usage of one provider call.
+/// Token usage of one provider call, normalised the same way for every
+/// vendor:
+///
+/// - `input_tokens` counts the whole prompt, cached or not. OpenAI
+///   (`prompt_tokens`) and Gemini (`promptTokenCount`) report it so;
+///   Anthropic's `input_tokens` leaves out the tokens read from and written
+///   to its cache, so its wire adds them back.
+/// - `cached_input_tokens` and `cache_write_input_tokens` say how many of
+///   those `input_tokens` were read from the vendor's prompt cache and
+///   written to it; the rest were processed at the plain input price.
+///   `None` means the vendor did not say.
+/// - `output_tokens` includes reasoning tokens; `reasoning_tokens` says how
+///   many of them were reasoning.
+///
+/// `ModelDescriptor::cost_usd` relies on these inclusions to price each
+/// token exactly once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageUpdate {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub total_tokens: u64,
+    /// Of `input_tokens`, those read from the prompt cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input_tokens: Option<u64>,
+    /// Of `input_tokens`, those written to the prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`; vendors that cache implicitly never
+    /// report writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_input_tokens: Option<u64>,
+    /// Of `output_tokens`, those spent on reasoning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_tokens: Option<u64>,
 }
@@ -145,6 +231,7 @@ impl UsageUpdate {
             output_tokens,
             total_tokens: input_tokens + output_tokens,
             cached_input_tokens: None,
+            cache_write_input_tokens: None,
             reasoning_tokens: None,
         }
     }
@@ -162,6 +249,10 @@ impl UsageUpdate {
         self.output_tokens += other.output_tokens;
         self.total_tokens += other.total_tokens;
         self.cached_input_tokens = add(self.cached_input_tokens, other.cached_input_tokens);
+        self.cache_write_input_tokens = add(
+            self.cache_write_input_tokens,
+            other.cache_write_input_tokens,
+        );
         self.reasoning_tokens = add(self.reasoning_tokens, other.reasoning_tokens);
     }
 }
@@ -184,6 +275,17 @@ pub enum StreamItem {
     Text(String),
     /// A fragment of the model's reasoning trace (never shown as answer text).
     ReasoningDelta(String),
+    /// Closes the reasoning streamed since the previous end (or the start)
+    /// as one block. A signed block (Anthropic's `signature_delta`) is kept
+    /// on the message and goes back verbatim; an unsigned one was only for
+    /// display. Vendors without blocks never send it.
+    ReasoningEnd {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<Signature>,
+    },
+    /// A reasoning block the vendor encrypted (Anthropic's
+    /// `redacted_thinking`): kept to send back, never shown.
+    RedactedReasoning(Signature),
     /// A fragment of tool call number `index`; `id` and `name` arrive with
     /// the first fragment of a call, the arguments across many.
     ToolCallDelta {
@@ -194,6 +296,12 @@ pub enum StreamItem {
         name: Option<String>,
         arguments_fragment: String,
     },
+    /// The signature of tool call number `index` (Gemini's
+    /// `thoughtSignature`), to be sent back with that call.
+    ToolCallSignature {
+        index: u32,
+        signature: Signature,
+    },
     UsageUpdate(UsageUpdate),
     FinishReason(FinishReason),
     /// The stream ended before its terminal event; the text explains how.
@@ -201,12 +309,19 @@ pub enum StreamItem {
 }
 
 impl StreamItem {
-    /// Whether this item is part of the answer itself (text, reasoning or a
-    /// tool call), as opposed to bookkeeping about the stream.
+    /// Whether the caller may already have shown this item: a piece of the
+    /// answer's text, reasoning or a tool call. Signatures and redacted
+    /// reasoning are never shown; like usage, they are bookkeeping held
+    /// back with the answer.
     pub fn is_content(&self) -> bool {
         match self {
             Self::Text(_) | Self::ReasoningDelta(_) | Self::ToolCallDelta { .. } => true,
-            Self::UsageUpdate(_) | Self::FinishReason(_) | Self::ConnectionLost(_) => false,
+            Self::ReasoningEnd { .. }
+            | Self::RedactedReasoning(_)
+            | Self::ToolCallSignature { .. }
+            | Self::UsageUpdate(_)
+            | Self::FinishReason(_)
+            | Self::ConnectionLost(_) => false,
         }
     }
 }
@@ -227,13 +342,65 @@ mod tests {
         round_trip(&Message::user("héllo 👋"));
         round_trip(&Message::assistant_tool_calls(
             None,
-            vec![ToolCall {
-                id: "call_1".into(),
-                name: "file_read".into(),
-                arguments: "{\"path\": \"/shared/a\"".into(),
-            }],
+            vec![ToolCall::new(
+                "call_1",
+                "file_read",
+                "{\"path\": \"/shared/a\"",
+            )],
         ));
         round_trip(&Message::tool_result("call_1", "contents"));
+    }
+
+    fn signature(value: &str) -> Signature {
+        Signature {
+            model: "gemini-3-pro-preview".into(),
+            value: value.into(),
+        }
+    }
+
+    /// Signatures and signed reasoning are stored as the message's JSON, so
+    /// they must survive a restart unchanged.
+    #[test]
+    fn signed_calls_and_reasoning_round_trip_through_storage() {
+        let message = Message {
+            reasoning: vec![
+                ReasoningBlock::Thinking {
+                    text: "Two files.".into(),
+                    signature: signature("EqQBCgIYAhIM"),
+                },
+                ReasoningBlock::Redacted {
+                    data: signature("EmwKAhgBEgy3va"),
+                },
+            ],
+            ..Message::assistant_tool_calls(
+                Some("Reading.".into()),
+                vec![ToolCall {
+                    signature: Some(signature("CiQB0e2Kb8Tz")),
+                    ..ToolCall::new("gemini_call_2_0", "file_read", "{}")
+                }],
+            )
+        };
+        round_trip(&message);
+        let value = serde_json::to_value(&message).unwrap();
+        assert_eq!(
+            value["tool_calls"][0]["signature"],
+            json!({"model": "gemini-3-pro-preview", "value": "CiQB0e2Kb8Tz"})
+        );
+        assert_eq!(value["reasoning"][1]["type"], "redacted");
+        // Messages stored before signatures existed still load.
+        let old: Message = serde_json::from_str(
+            r#"{"role":"assistant","tool_calls":[{"id":"c","name":"n","arguments":"{}"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.tool_calls[0].signature, None);
+        assert!(old.reasoning.is_empty());
+    }
+
+    #[test]
+    fn a_signature_is_only_for_the_model_that_issued_it() {
+        let issued = signature("s");
+        assert_eq!(issued.value_for(&"gemini-3-pro-preview".into()), Some("s"));
+        assert_eq!(issued.value_for(&"gemini-2.5-flash".into()), None);
     }
 
     #[test]
@@ -276,6 +443,15 @@ mod tests {
                 name: None,
                 arguments_fragment: "{\"".into(),
             },
+            StreamItem::ToolCallSignature {
+                index: 1,
+                signature: signature("sig"),
+            },
+            StreamItem::ReasoningEnd {
+                signature: Some(signature("thought")),
+            },
+            StreamItem::ReasoningEnd { signature: None },
+            StreamItem::RedactedReasoning(signature("sealed")),
             StreamItem::UsageUpdate(UsageUpdate::new(1, 2)),
             StreamItem::FinishReason(FinishReason::ToolCalls),
             StreamItem::FinishReason(FinishReason::Other("pause".into())),
@@ -303,5 +479,12 @@ mod tests {
         assert_eq!(total.total_tokens, 17);
         assert_eq!(total.reasoning_tokens, Some(7));
         assert_eq!(total.cached_input_tokens, None);
+        total.accumulate(&UsageUpdate {
+            cached_input_tokens: Some(4),
+            cache_write_input_tokens: Some(2),
+            ..UsageUpdate::new(8, 0)
+        });
+        assert_eq!(total.cached_input_tokens, Some(4));
+        assert_eq!(total.cache_write_input_tokens, Some(2));
     }
 }

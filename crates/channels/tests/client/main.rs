@@ -101,6 +101,7 @@ fn usage() -> TurnUsage {
         output_tokens: 2,
         total_tokens: 5,
         cost_usd: 0.001,
+        ..TurnUsage::default()
     }
 }
 

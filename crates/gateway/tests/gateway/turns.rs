@@ -69,6 +69,69 @@ async fn a_turn_streams_deltas_and_completes_with_usage_and_cost() {
     assert_eq!(stored.len(), 2);
 }
 
+/// The model's reasoning reaches clients as `reasoning_delta` frames,
+/// before the answer and apart from it; it is neither answer text nor
+/// stored, and the turn's usage names the prompt tokens read from cache.
+#[tokio::test]
+async fn reasoning_streams_as_its_own_frames_and_cache_reads_are_reported() {
+    let reasoning = "The user wants the usual answer.";
+    let answer = "Forty two.";
+    let harness = Harness::start(vec![
+        ScriptedReply::text(answer)
+            .with_reasoning(reasoning)
+            .with_cache(1_000, 0),
+    ])
+    .await;
+    let (mut client, session) = harness.attach("alice").await;
+    client.turn("what is the answer?").await;
+    let frames = client.recv_turn().await;
+
+    let reasoning_frames: Vec<usize> = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| matches!(m.frame, GatewayServerFrame::ReasoningDelta { .. }))
+        .map(|(index, _)| index)
+        .collect();
+    assert!(reasoning_frames.len() > 1, "not streamed: {frames:?}");
+    let streamed: String = frames
+        .iter()
+        .filter_map(|m| match &m.frame {
+            GatewayServerFrame::ReasoningDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streamed, reasoning);
+    let first_answer = frames
+        .iter()
+        .position(|m| matches!(m.frame, GatewayServerFrame::AssistantDelta { .. }))
+        .unwrap();
+    assert!(reasoning_frames.iter().all(|&index| index < first_answer));
+    assert_eq!(deltas(&frames), answer);
+    assert_consecutive(&frames);
+    match &frames.last().unwrap().frame {
+        GatewayServerFrame::TurnCompleted {
+            final_message,
+            usage,
+            ..
+        } => {
+            assert_eq!(final_message, answer);
+            assert_eq!(usage.cached_input_tokens, 1_000);
+            assert_eq!(usage.cache_write_input_tokens, 0);
+            assert!(usage.input_tokens > 1_000, "{usage:?}");
+        }
+        other => panic!("expected completion, got {other:?}"),
+    }
+    // Unsigned reasoning is shown, never stored (and so never sent back).
+    let stored = harness.memory.messages(session.as_str());
+    assert!(stored.iter().all(|m| m.reasoning.is_empty()), "{stored:?}");
+    assert!(
+        !serde_json::to_string(&stored)
+            .unwrap()
+            .contains("usual answer"),
+        "{stored:?}"
+    );
+}
+
 #[tokio::test]
 async fn turns_sent_together_queue_and_run_in_order() {
     let harness = Harness::start(vec![]).await;

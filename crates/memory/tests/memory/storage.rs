@@ -205,6 +205,7 @@ async fn restore_returns_messages_in_order_and_sessions_list_recent_first() {
                     id: "c1".into(),
                     name: "file_read".into(),
                     arguments: r#"{"path":"/shared/a.md"}"#.into(),
+                    signature: None,
                 }],
             ),
             Message::tool_result("c1", "contents"),

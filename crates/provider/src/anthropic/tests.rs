@@ -4,6 +4,7 @@
 use super::*;
 use crate::StreamCollector;
 use crate::stream_test::{assert_every_split_matches, run_stream};
+use serde_json::json;
 use std::collections::BTreeMap;
 use types::{FunctionDecl, GenerationSettings, ModelCatalog, ProviderType};
 
@@ -37,11 +38,7 @@ fn context(messages: Vec<Message>, tools: Vec<FunctionDecl>) -> Context {
 }
 
 fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-    }
+    ToolCall::new(id, name, arguments)
 }
 
 fn body(context: &Context, stream: bool) -> Value {
@@ -135,31 +132,162 @@ const RESPONSE: &str = r#"{
   "usage": {"input_tokens": 2095, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1024, "output_tokens": 503}
 }"#;
 
+fn signed(value: &str) -> Signature {
+    Signature {
+        model: MODEL.into(),
+        value: value.into(),
+    }
+}
+
 #[test]
-fn parse_response_with_text_tool_use_and_usage() {
+fn parse_response_with_thinking_text_tool_use_and_usage() {
     let context = context(vec![], vec![]);
     let response = MessagesWire::new()
         .parse_response(&context, &Bytes::from_static(RESPONSE.as_bytes()))
         .unwrap();
     assert_eq!(
         response.message,
-        Message::assistant_tool_calls(
-            Some("I'll read the file.".into()),
-            vec![call(
-                "toolu_01A09q90qw90lq917835lq9",
-                "file_read",
-                r#"{"path":"/shared/a","start_line":3}"#
-            )],
-        )
+        Message {
+            reasoning: vec![ReasoningBlock::Thinking {
+                text: "The user wants a file.".into(),
+                signature: signed("EqQBCgIYAhIM"),
+            }],
+            ..Message::assistant_tool_calls(
+                Some("I'll read the file.".into()),
+                vec![call(
+                    "toolu_01A09q90qw90lq917835lq9",
+                    "file_read",
+                    r#"{"path":"/shared/a","start_line":3}"#
+                )],
+            )
+        }
     );
     assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
+    // Anthropic's input_tokens (2095) leaves out the 1024 read from the
+    // cache; the normalised input includes them.
     assert_eq!(
         response.usage,
         Some(UsageUpdate {
             cached_input_tokens: Some(1024),
-            ..UsageUpdate::new(2095, 503)
+            cache_write_input_tokens: Some(0),
+            ..UsageUpdate::new(2095 + 1024, 503)
         })
     );
+}
+
+#[test]
+fn redacted_thinking_is_kept_and_unsigned_thinking_is_not() {
+    let body = r#"{"content": [
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va"},
+        {"type": "thinking", "thinking": "no signature"},
+        {"type": "text", "text": "Done."}
+    ], "stop_reason": "end_turn"}"#;
+    let response = MessagesWire::new()
+        .parse_response(&context(vec![], vec![]), &Bytes::from(body))
+        .unwrap();
+    assert_eq!(
+        response.message.reasoning,
+        [ReasoningBlock::Redacted {
+            data: signed("EmwKAhgBEgy3va")
+        }]
+    );
+}
+
+/// A tool loop as the runtime sends it: the system prompt, a memory
+/// snippet, the prompt, a tool call with its signed thinking, its result.
+fn tool_loop() -> Context {
+    let mut thinking = Message::assistant_tool_calls(
+        None,
+        vec![call("toolu_01", "file_read", r#"{"path":"/shared/a"}"#)],
+    );
+    thinking.reasoning = vec![
+        ReasoningBlock::Thinking {
+            text: "Read a first.".into(),
+            signature: signed("EqQBCgIYAhIM"),
+        },
+        ReasoningBlock::Redacted {
+            data: signed("EmwKAhgB"),
+        },
+    ];
+    context(
+        vec![
+            Message::system("You are terse."),
+            Message::system("Relevant context from memory:\n- a is small"),
+            Message::user("What is in a?"),
+            thinking,
+            Message::tool_result("toolu_01", "alpha"),
+        ],
+        vec![tool("file_read"), tool("file_list")],
+    )
+}
+
+/// Where the cache breakpoints go: the last tool, the system prompt (not
+/// the per-turn system text after it), the user message before the last
+/// message, and the last message. Never more than four.
+#[test]
+fn cache_breakpoints_follow_the_documented_scheme() {
+    let body = body(&tool_loop(), true);
+    let ephemeral = json!({"type": "ephemeral"});
+    assert_eq!(body["tools"][0].get("cache_control"), None);
+    assert_eq!(body["tools"][1]["cache_control"], ephemeral);
+    assert_eq!(body["system"][0]["text"], "You are terse.");
+    assert_eq!(body["system"][0]["cache_control"], ephemeral);
+    assert_eq!(
+        body["system"][1]["text"],
+        "\n\nRelevant context from memory:\n- a is small"
+    );
+    assert_eq!(body["system"][1].get("cache_control"), None);
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[0]["content"][0]["cache_control"], ephemeral);
+    assert!(
+        messages[1]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|block| block.get("cache_control").is_none()),
+        "{body}"
+    );
+    assert_eq!(messages[2]["content"][0]["type"], "tool_result");
+    assert_eq!(messages[2]["content"][0]["cache_control"], ephemeral);
+    assert_eq!(body.to_string().matches("\"ephemeral\"").count(), 4);
+
+    // A first request: no earlier user message to mark.
+    let first = context(
+        vec![Message::system("You are terse."), Message::user("hi")],
+        vec![],
+    );
+    assert_eq!(
+        body_of(&first).to_string().matches("\"ephemeral\"").count(),
+        2
+    );
+}
+
+fn body_of(context: &Context) -> Value {
+    body(context, false)
+}
+
+/// With extended thinking, Anthropic rejects tool results whose calls
+/// come back without the thinking that led to them: signed blocks go back
+/// first, verbatim, and only to the model that signed them.
+#[test]
+fn signed_thinking_goes_back_first_to_its_model_only() {
+    let mut context = tool_loop();
+    let body = body(&context, false);
+    assert_eq!(
+        body["messages"][1]["content"],
+        json!([
+            {"type": "thinking", "thinking": "Read a first.", "signature": "EqQBCgIYAhIM"},
+            {"type": "redacted_thinking", "data": "EmwKAhgB"},
+            {"type": "tool_use", "id": "toolu_01", "name": "file_read",
+             "input": {"path": "/shared/a"}},
+        ])
+    );
+    context.model = "claude-opus-4-1".into();
+    let body = body_of(&context);
+    let content = body["messages"][1]["content"].as_array().unwrap();
+    assert_eq!(content.len(), 1, "{body}");
+    assert_eq!(content[0]["type"], "tool_use");
 }
 
 #[test]
@@ -267,24 +395,59 @@ fn recorded_stream_reassembles_the_answer() {
     let response = collector.finish().unwrap();
     assert_eq!(
         response.message,
-        Message::assistant_tool_calls(
-            Some("héllo 👋, reading both — 世界.".into()),
-            vec![
-                call(
-                    "toolu_01T1x1fJ34qA",
-                    "file_read",
-                    r#"{"path": "/shared/é.txt"}"#
-                ),
-                call("toolu_01SbTZxHvYDd", "file_list", r#"{"path": "/tmp"}"#),
-            ],
-        )
+        Message {
+            reasoning: vec![ReasoningBlock::Thinking {
+                text: "Two files → two calls.".into(),
+                signature: signed("EqQBCgIYAhIM1gbcDa9GJwZA"),
+            }],
+            ..Message::assistant_tool_calls(
+                Some("héllo 👋, reading both — 世界.".into()),
+                vec![
+                    call(
+                        "toolu_01T1x1fJ34qA",
+                        "file_read",
+                        r#"{"path": "/shared/é.txt"}"#
+                    ),
+                    call("toolu_01SbTZxHvYDd", "file_list", r#"{"path": "/tmp"}"#),
+                ],
+            )
+        }
     );
     assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
+    // 472 uncached + 128 read from the cache; 2 output tokens at the
+    // start, 89 in all at the end.
     assert_eq!(
         response.usage,
         Some(UsageUpdate {
             cached_input_tokens: Some(128),
-            ..UsageUpdate::new(472, 89)
+            cache_write_input_tokens: Some(0),
+            ..UsageUpdate::new(600, 89)
+        })
+    );
+}
+
+/// Recent API versions repeat the input counts in `message_delta`: they
+/// are running totals, so only what grew is reported again.
+#[test]
+fn usage_totals_repeated_in_message_delta_are_not_counted_twice() {
+    let stream = r#"data: {"type":"message_start","message":{"usage":{"input_tokens":12,"cache_creation_input_tokens":3000,"cache_read_input_tokens":9000,"output_tokens":1}}}
+
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":12,"cache_creation_input_tokens":3000,"cache_read_input_tokens":9000,"output_tokens":40}}
+
+data: {"type":"message_stop"}
+
+"#;
+    let mut collector = StreamCollector::new();
+    run(&[stream.as_bytes()])
+        .0
+        .into_iter()
+        .for_each(|item| collector.push(item));
+    assert_eq!(
+        collector.finish().unwrap().usage,
+        Some(UsageUpdate {
+            cached_input_tokens: Some(9000),
+            cache_write_input_tokens: Some(3000),
+            ..UsageUpdate::new(12 + 3000 + 9000, 40)
         })
     );
 }
@@ -323,7 +486,7 @@ fn on_data(data: &str) -> (Result<StreamStep, ProviderError>, Vec<StreamItem>) {
         ..SseEvent::default()
     };
     (
-        MessagesStreamParser::default().on_event(event, &mut items),
+        MessagesStreamParser::new(&context(vec![], vec![])).on_event(event, &mut items),
         items,
     )
 }
@@ -360,10 +523,20 @@ fn unknown_events_and_deltas_are_skipped() {
     for data in [
         r#"{"type":"message_annotation","annotation":{"kind":"new"}}"#,
         r#"{"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{}}}"#,
-        r#"{"type":"content_block_start","index":0,"content_block":{"type":"redacted_thinking","data":"EmwKAhgB"}}"#,
+        // A signature for a block that is not a thinking block.
+        r#"{"type":"content_block_delta","index":5,"delta":{"type":"signature_delta","signature":"x"}}"#,
     ] {
         let (result, items) = on_data(data);
         assert_eq!(result, Ok(StreamStep::Continue), "{data}");
         assert!(items.is_empty(), "{data}");
     }
+}
+
+#[test]
+fn redacted_thinking_streams_as_kept_reasoning() {
+    let (result, items) = on_data(
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"redacted_thinking","data":"EmwKAhgB"}}"#,
+    );
+    assert_eq!(result, Ok(StreamStep::Continue));
+    assert_eq!(items, [StreamItem::RedactedReasoning(signed("EmwKAhgB"))]);
 }

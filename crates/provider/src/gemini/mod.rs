@@ -5,7 +5,9 @@
 //! one role are merged into one content. Gemini has no call ids: ids are
 //! generated from the context, and a tool result finds its function name by
 //! looking its id up among the calls earlier in the history. Tool schemas are
-//! converted to Gemini's OpenAPI-style `Schema` subset.
+//! converted to Gemini's OpenAPI-style `Schema` subset. A function call's
+//! `thoughtSignature` is kept on its `ToolCall` and sent back on the same
+//! part.
 
 mod schema;
 #[cfg(test)]
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use types::{
     Context, FinishReason, FunctionDecl, GenerationSettings, Message, MessageRole, ModelDescriptor,
-    ProviderError, Response, StreamItem, UsageUpdate,
+    ModelId, ProviderError, Response, Signature, StreamItem, UsageUpdate,
 };
 
 use crate::accumulate::StreamCollector;
@@ -74,10 +76,30 @@ enum Role {
     Model,
 }
 
-/// A part is an object with exactly one of these keys.
+/// A part: exactly one kind of data, and the signature Gemini attached to
+/// it when the model produced it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-enum Part<'a> {
+struct Part<'a> {
+    #[serde(flatten)]
+    data: PartData<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thought_signature: Option<&'a str>,
+}
+
+impl<'a> From<PartData<'a>> for Part<'a> {
+    fn from(data: PartData<'a>) -> Self {
+        Self {
+            data,
+            thought_signature: None,
+        }
+    }
+}
+
+/// The data of a part: an object with exactly one of these keys.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+enum PartData<'a> {
     Text(Cow<'a, str>),
     FunctionCall(FunctionCall<'a>),
     FunctionResponse(FunctionResponse<'a>),
@@ -135,10 +157,14 @@ fn map_tool(decl: &FunctionDecl) -> FunctionDeclaration<'_> {
     }
 }
 
-/// The joined system text and the role-merged contents.
-fn map_messages(
-    messages: &[Message],
-) -> Result<(Option<SystemInstruction<'_>>, Vec<Content<'_>>), ProviderError> {
+/// The joined system text and the role-merged contents. A function call
+/// goes back with its `thoughtSignature` when `model` issued it (Gemini 3
+/// rejects the calls of the current turn without theirs); another model's
+/// signature would not verify, so it is left out.
+fn map_messages<'a>(
+    messages: &'a [Message],
+    model: &'a ModelId,
+) -> Result<(Option<SystemInstruction<'a>>, Vec<Content<'a>>), ProviderError> {
     let mut system = Vec::new();
     // Call id → function name of every call made so far. Walking in order
     // means a reused id maps to its most recent call.
@@ -147,7 +173,7 @@ fn map_messages(
     for message in messages {
         // Gemini rejects empty text parts, so empty text is left out.
         let text = message.content.as_deref().filter(|t| !t.is_empty());
-        let text_part = text.map(|text| Part::Text(Cow::Borrowed(text)));
+        let text_part = text.map(|text| Part::from(PartData::Text(Cow::Borrowed(text))));
         let (role, parts) = match message.role {
             MessageRole::System => {
                 system.extend(text);
@@ -157,11 +183,12 @@ fn map_messages(
             MessageRole::Assistant => {
                 let calls = &message.tool_calls;
                 names.extend(calls.iter().map(|c| (c.id.as_str(), c.name.as_str())));
-                let calls = calls.iter().map(|call| {
-                    Part::FunctionCall(FunctionCall {
+                let calls = calls.iter().map(|call| Part {
+                    data: PartData::FunctionCall(FunctionCall {
                         name: &call.name,
                         args: ObjectArguments::parse(&call.arguments),
-                    })
+                    }),
+                    thought_signature: call.signature.as_ref().and_then(|s| s.value_for(model)),
                 });
                 (Role::Model, text_part.into_iter().chain(calls).collect())
             }
@@ -184,7 +211,7 @@ fn map_messages(
                 };
                 (
                     Role::User,
-                    vec![Part::FunctionResponse(FunctionResponse { name, response })],
+                    vec![PartData::FunctionResponse(FunctionResponse { name, response }).into()],
                 )
             }
         };
@@ -196,7 +223,7 @@ fn map_messages(
         }
     }
     let system = (!system.is_empty()).then(|| SystemInstruction {
-        parts: vec![Part::Text(Cow::Owned(system.join("\n\n")))],
+        parts: vec![PartData::Text(Cow::Owned(system.join("\n\n"))).into()],
     });
     Ok((system, contents))
 }
@@ -219,7 +246,7 @@ impl WireApi for GeminiWire {
                  the request path"
             )));
         }
-        let (system_instruction, contents) = map_messages(&context.messages)?;
+        let (system_instruction, contents) = map_messages(&context.messages, &context.model)?;
         let generation_config = context
             .settings
             .as_ref()
@@ -320,6 +347,10 @@ struct ResponsePart {
     #[serde(default)]
     thought: bool,
     function_call: Option<ResponseFunctionCall>,
+    /// Gemini's signature of the model's thinking up to this part. Only a
+    /// function call's must go back (on that call); one on a text part is
+    /// optional context and not kept.
+    thought_signature: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,7 +389,11 @@ impl UsageMetadata {
             input_tokens: input,
             output_tokens: output,
             total_tokens: self.total_token_count.unwrap_or(input + output),
+            // `promptTokenCount` includes the cached tokens, as
+            // `UsageUpdate` wants; cache storage is billed by the hour,
+            // not per request, so there are no writes to report.
             cached_input_tokens: self.cached_content_token_count,
+            cache_write_input_tokens: None,
             reasoning_tokens: self.thoughts_token_count,
         }
     }
@@ -398,6 +433,8 @@ struct ChunkOutcome {
 /// finish reason (or a block reason).
 #[derive(Debug)]
 pub struct GeminiStreamParser {
+    /// The model asked, which signs the function calls.
+    model: ModelId,
     /// `context.messages.len()`, the first half of every generated call id.
     turn: usize,
     /// Function calls seen so far: the ordinal of the next one.
@@ -407,6 +444,7 @@ pub struct GeminiStreamParser {
 impl GeminiStreamParser {
     fn new(context: &Context) -> Self {
         Self {
+            model: context.model.clone(),
             turn: context.messages.len(),
             calls: 0,
         }
@@ -443,6 +481,14 @@ impl GeminiStreamParser {
                         name: Some(call.name),
                         arguments_fragment: arguments,
                     });
+                    // Of parallel calls only the first carries one.
+                    if let Some(value) = part.thought_signature.filter(|s| !s.is_empty()) {
+                        let signature = Signature {
+                            model: self.model.clone(),
+                            value,
+                        };
+                        out.push(StreamItem::ToolCallSignature { index, signature });
+                    }
                 } else if let Some(text) = part.text.filter(|t| !t.is_empty()) {
                     out.push(if part.thought {
                         StreamItem::ReasoningDelta(text)

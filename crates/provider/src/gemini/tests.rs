@@ -14,11 +14,7 @@ fn model() -> &'static ModelDescriptor {
 }
 
 fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: name.into(),
-        arguments: arguments.into(),
-    }
+    ToolCall::new(id, name, arguments)
 }
 
 /// System text, two calls with their results, tools (one without
@@ -192,11 +188,22 @@ fn parse(context: &Context, body: &str) -> Result<Response, ProviderError> {
     GeminiWire::new().parse_response(context, &Bytes::copy_from_slice(body.as_bytes()))
 }
 
+fn signature(model: &str, value: &str) -> Signature {
+    Signature {
+        model: model.into(),
+        value: value.into(),
+    }
+}
+
 #[test]
 fn normalises_a_recorded_response() {
     let response = parse(&context(), RESPONSE).unwrap();
     let calls = vec![
-        call("gemini_call_7_0", "file_read", r#"{"path":"/shared/a"}"#),
+        // Of parallel calls only the first is signed.
+        ToolCall {
+            signature: Some(signature("gemini-2.5-pro", "CiQB0e2Kb7xq")),
+            ..call("gemini_call_7_0", "file_read", r#"{"path":"/shared/a"}"#)
+        },
         call(
             "gemini_call_7_1",
             "file_list",
@@ -238,6 +245,54 @@ fn generated_ids_are_stable_and_map_back_to_names() {
     // The next answer's ids cannot collide with the previous ones.
     let later = parse(&next, RESPONSE).unwrap();
     assert_eq!(later.message.tool_calls[0].id, "gemini_call_10_0");
+}
+
+/// Gemini 3 rejects a function call of the current turn that comes back
+/// without its `thoughtSignature`; the signature goes back on the same
+/// part, and only to the model that issued it.
+#[test]
+fn thought_signatures_go_back_on_their_function_call_to_their_model() {
+    let mut context = context();
+    let first = parse(&context, RESPONSE).unwrap();
+    context.messages.push(first.message.clone());
+    context
+        .messages
+        .push(Message::tool_result("gemini_call_7_0", "alpha"));
+    context
+        .messages
+        .push(Message::tool_result("gemini_call_7_1", "a.txt"));
+    let last_model_parts = |body: &Value| {
+        let contents = body["contents"].as_array().unwrap();
+        let model = contents
+            .iter()
+            .rev()
+            .find(|c| c["role"] == "model")
+            .unwrap();
+        model["parts"].clone()
+    };
+    let (_, body) = request(&context, false).unwrap();
+    let parts = last_model_parts(&body);
+    assert_eq!(parts[0], json!({"text": "Reading the file now."}));
+    assert_eq!(
+        parts[1],
+        json!({"functionCall": {"name": "file_read", "args": {"path": "/shared/a"}},
+               "thoughtSignature": "CiQB0e2Kb7xq"})
+    );
+    assert_eq!(
+        parts[2],
+        json!({"functionCall": {"name": "file_list", "args": {"depth": 1, "path": "/tmp"}}})
+    );
+    // Reasoning summaries are never sent back.
+    assert!(
+        !body.to_string().contains("The user wants file a."),
+        "{body}"
+    );
+
+    // After a switch to another model the old signature would not verify.
+    context.model = "gemini-2.5-flash".into();
+    let (_, body) = request(&context, false).unwrap();
+    let parts = last_model_parts(&body);
+    assert!(parts[1].get("thoughtSignature").is_none(), "{body}");
 }
 
 #[test]
@@ -295,8 +350,8 @@ fn error_bodies_are_errors() {
 }
 
 /// A `streamGenerateContent?alt=sse` answer in Gemini's shape: a thought,
-/// text split inside a sentence, two calls in one chunk, and cumulative
-/// usage repeated in every chunk.
+/// text split inside a sentence, two calls in one chunk (the first with a
+/// `thoughtSignature`), and cumulative usage repeated in every chunk.
 const STREAM: &str = concat!(
     r#"data: {"candidates": [{"content": {"parts": [{"text": "Greet, then look.","thought": true}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 31,"totalTokenCount": 37,"thoughtsTokenCount": 6},"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
     "\r\n\r\n",
@@ -304,7 +359,7 @@ const STREAM: &str = concat!(
     "\r\n\r\n",
     r#"data: {"candidates": [{"content": {"parts": [{"text": "👋 世界"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 31,"candidatesTokenCount": 5,"totalTokenCount": 42,"thoughtsTokenCount": 6},"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
     "\r\n\r\n",
-    r#"data: {"candidates": [{"content": {"parts": [{"functionCall": {"name": "file_read","args": {"path": "/shared/a"}}},{"functionCall": {"name": "file_list","args": {"path": "/tmp"}}}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 31,"candidatesTokenCount": 40,"totalTokenCount": 77,"thoughtsTokenCount": 6},"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
+    r#"data: {"candidates": [{"content": {"parts": [{"functionCall": {"name": "file_read","args": {"path": "/shared/a"}},"thoughtSignature": "Cp0GAePx/16Pq+7w=="},{"functionCall": {"name": "file_list","args": {"path": "/tmp"}}}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 31,"candidatesTokenCount": 40,"totalTokenCount": 77,"thoughtsTokenCount": 6},"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
     "\r\n\r\n",
     r#"data: {"candidates": [{"content": {"parts": [{"text": ""}],"role": "model"},"finishReason": "STOP","index": 0}],"usageMetadata": {"promptTokenCount": 31,"candidatesTokenCount": 40,"totalTokenCount": 77,"thoughtsTokenCount": 6},"modelVersion": "gemini-2.5-pro","responseId": "r1"}"#,
     "\r\n\r\n",
@@ -323,7 +378,10 @@ fn stream_collects_text_calls_and_usage_once() {
     assert_eq!(collector.reasoning(), "Greet, then look.");
     let response = collector.finish().unwrap();
     let calls = vec![
-        call("gemini_call_7_0", "file_read", r#"{"path":"/shared/a"}"#),
+        ToolCall {
+            signature: Some(signature("gemini-2.5-pro", "Cp0GAePx/16Pq+7w==")),
+            ..call("gemini_call_7_0", "file_read", r#"{"path":"/shared/a"}"#)
+        },
         call("gemini_call_7_1", "file_list", r#"{"path":"/tmp"}"#),
     ];
     let text = Some("héllo 👋 世界".to_owned());

@@ -321,6 +321,8 @@ impl ResponsesUsage {
                 .input_tokens_details
                 .as_ref()
                 .and_then(|d| d.cached_tokens),
+            // Implicit caching: no writes to report.
+            cache_write_input_tokens: None,
             reasoning_tokens: self
                 .output_tokens_details
                 .as_ref()
@@ -376,11 +378,7 @@ impl ResponseObject {
                     call_id,
                     name,
                     arguments,
-                } => calls.push(ToolCall {
-                    id: call_id.clone(),
-                    name: name.clone(),
-                    arguments: arguments.clone(),
-                }),
+                } => calls.push(ToolCall::new(call_id, name, arguments)),
                 OutputItem::Other => {}
             }
         }

@@ -34,11 +34,7 @@ fn context(messages: Vec<Message>) -> Context {
 }
 
 fn call(id: &str) -> ToolCall {
-    ToolCall {
-        id: id.into(),
-        name: "file_read".into(),
-        arguments: "{\"path\":\"/shared/a\"}".into(),
-    }
+    ToolCall::new(id, "file_read", "{\"path\":\"/shared/a\"}")
 }
 
 fn body(wire: &ResponsesWire, context: &Context, stream: bool) -> serde_json::Value {

@@ -26,6 +26,8 @@ fn tiny_model() -> ModelDescriptor {
         max_output_tokens: 100,
         input_price_per_million: 1.0,
         output_price_per_million: 1.0,
+        cache_read_price_per_million: None,
+        cache_write_price_per_million: None,
         deprecation_state: DeprecationState::Active,
     }
 }

@@ -44,6 +44,7 @@ async fn shell_exec(
                 id: "call-1".into(),
                 name: "shell_exec".into(),
                 arguments: arguments.to_string(),
+                signature: None,
             },
             &ToolContext::new("test"),
         )
@@ -270,6 +271,7 @@ async fn two_conversations_run_shell_commands_at_the_same_time() {
         id: "call-1".into(),
         name: "shell_exec".into(),
         arguments: json!({ "command": "sleep 1" }).to_string(),
+        signature: None,
     };
     let (one, two) = (ToolContext::new("s-first"), ToolContext::new("s-second"));
     let (first, second) = tokio::join!(

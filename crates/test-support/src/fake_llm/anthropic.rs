@@ -1,10 +1,13 @@
 //! Anthropic messages: `POST /v1/messages`.
+//!
+//! Like the real API, a request with more than four `cache_control`
+//! breakpoints is refused.
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::render::{
-    Answer, Call, RouteError, Transcript, Wire, argument_fragments, arguments_object,
+    Answer, Call, RouteError, Transcript, Usage, Wire, argument_fragments, arguments_object,
     route_json_post, word_pieces,
 };
 use super::sse::{EventRole, SseEvent};
@@ -12,6 +15,9 @@ use super::sse::{EventRole, SseEvent};
 /// The Anthropic messages format.
 #[derive(Debug)]
 pub(super) struct Anthropic;
+
+/// The most `cache_control` breakpoints Anthropic accepts in one request.
+const MAX_CACHE_BREAKPOINTS: usize = 4;
 
 impl Wire for Anthropic {
     fn route(
@@ -21,7 +27,15 @@ impl Wire for Anthropic {
         _query: Option<&str>,
         body: &Value,
     ) -> Result<Call, RouteError> {
-        route_json_post("/v1/messages", method, path, body)
+        let call = route_json_post("/v1/messages", method, path, body)?;
+        let breakpoints = count_cache_control(body);
+        if breakpoints > MAX_CACHE_BREAKPOINTS {
+            return Err(RouteError::bad_request(format!(
+                "A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be \
+                 provided. Found {breakpoints}."
+            )));
+        }
+        Ok(call)
     }
 
     fn transcript<'a>(&self, body: &'a Value) -> Transcript<'a> {
@@ -29,6 +43,13 @@ impl Wire for Anthropic {
     }
 
     fn complete(&self, answer: &Answer<'_>) -> Value {
+        let thinking_block = answer.reasoning.map(|reasoning| {
+            json!({
+                "type": "thinking",
+                "thinking": reasoning.text,
+                "signature": reasoning.signature.as_deref().unwrap_or_default(),
+            })
+        });
         let text_block = answer
             .text
             .map(|text| json!({"type": "text", "text": text}));
@@ -40,7 +61,11 @@ impl Wire for Anthropic {
                 "input": arguments_object(&call.arguments),
             })
         });
-        let content: Vec<Value> = text_block.into_iter().chain(tool_blocks).collect();
+        let content: Vec<Value> = thinking_block
+            .into_iter()
+            .chain(text_block)
+            .chain(tool_blocks)
+            .collect();
         json!({
             "id": message_id(answer),
             "type": "message",
@@ -49,10 +74,7 @@ impl Wire for Anthropic {
             "content": content,
             "stop_reason": stop_reason(answer),
             "stop_sequence": null,
-            "usage": {
-                "input_tokens": answer.usage.input,
-                "output_tokens": answer.usage.output,
-            },
+            "usage": usage(answer.usage, answer.usage.output),
         })
     }
 
@@ -68,13 +90,29 @@ impl Wire for Anthropic {
                 "content": [],
                 "stop_reason": null,
                 "stop_sequence": null,
-                "usage": {"input_tokens": answer.usage.input, "output_tokens": 1},
+                "usage": usage(answer.usage, 1),
             }}),
         )];
 
         // Each block is its start, its deltas and its stop; the real API
         // sends a ping after the first block starts.
         let mut blocks: Vec<(Value, Vec<Value>)> = Vec::new();
+        if let Some(reasoning) = answer.reasoning {
+            let mut deltas: Vec<Value> = word_pieces(&reasoning.text)
+                .into_iter()
+                .map(|piece| json!({"type": "thinking_delta", "thinking": piece}))
+                .collect();
+            deltas.extend(
+                reasoning
+                    .signature
+                    .as_ref()
+                    .map(|signature| json!({"type": "signature_delta", "signature": signature})),
+            );
+            blocks.push((
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
+                deltas,
+            ));
+        }
         if let Some(text) = answer.text {
             let deltas = word_pieces(text)
                 .into_iter()
@@ -126,7 +164,12 @@ impl Wire for Anthropic {
             EventRole::Terminal,
             json!({
                 "delta": {"stop_reason": stop_reason(answer), "stop_sequence": null},
-                "usage": {"output_tokens": answer.usage.output},
+                "usage": match answer.usage.cache {
+                    // The real API repeats the input counts (running
+                    // totals) in message_delta.
+                    Some(_) => usage(answer.usage, answer.usage.output),
+                    None => json!({"output_tokens": answer.usage.output}),
+                },
             }),
         ));
         events.push(SseEvent::typed(
@@ -150,6 +193,36 @@ impl Wire for Anthropic {
             _ => "api_error",
         };
         json!({"type": "error", "error": {"type": kind, "message": message}})
+    }
+}
+
+/// A `usage` object: `input_tokens` leaves out the cached tokens, which
+/// have fields of their own when a cache is scripted.
+fn usage(usage: Usage, output_tokens: u64) -> Value {
+    let mut value = json!({"input_tokens": usage.input, "output_tokens": output_tokens});
+    if let (Some(cache), Some(fields)) = (usage.cache, value.as_object_mut()) {
+        fields.insert(
+            "cache_creation_input_tokens".to_owned(),
+            Value::from(cache.write),
+        );
+        fields.insert(
+            "cache_read_input_tokens".to_owned(),
+            Value::from(cache.read),
+        );
+    }
+    value
+}
+
+/// `cache_control` markers anywhere in a request: system blocks, tools and
+/// message content blocks.
+fn count_cache_control(value: &Value) -> usize {
+    match value {
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(key, value)| usize::from(key == "cache_control") + count_cache_control(value))
+            .sum(),
+        Value::Array(items) => items.iter().map(count_cache_control).sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => 0,
     }
 }
 

@@ -1,5 +1,9 @@
 //! Gemini: `POST /v1beta/models/{model}:generateContent` and
 //! `:streamGenerateContent?alt=sse`.
+//!
+//! Like the real Gemini 3 models, a `gemini-3…` model refuses a request
+//! whose current turn has a step whose first function call comes back
+//! without its `thoughtSignature`.
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -19,9 +23,13 @@ impl Wire for Gemini {
         method: &Method,
         path: &str,
         query: Option<&str>,
-        _body: &Value,
+        body: &Value,
     ) -> Result<Call, RouteError> {
-        route_gemini(method, path, query)
+        let call = route_gemini(method, path, query)?;
+        if call.model.starts_with("gemini-3") {
+            check_signatures(body)?;
+        }
+        Ok(call)
     }
 
     fn transcript<'a>(&self, body: &'a Value) -> Transcript<'a> {
@@ -30,16 +38,30 @@ impl Wire for Gemini {
     }
 
     fn complete(&self, answer: &Answer<'_>) -> Value {
+        let thought = answer
+            .reasoning
+            .map(|reasoning| json!({"text": reasoning.text, "thought": true}));
         let text = answer.text.map(|text| json!({"text": text}));
-        let parts: Vec<Value> = text.into_iter().chain(function_calls(answer)).collect();
+        let parts: Vec<Value> = thought
+            .into_iter()
+            .chain(text)
+            .chain(function_calls(answer))
+            .collect();
         chunk(answer, parts, Finish::Stop)
     }
 
     fn stream(&self, answer: &Answer<'_>) -> Vec<SseEvent> {
-        let mut events: Vec<SseEvent> = word_pieces(answer.text.unwrap_or_default())
+        let reasoning = answer.reasoning.map(|r| r.text.as_str());
+        let thoughts = word_pieces(reasoning.unwrap_or_default())
             .into_iter()
-            .map(|piece| {
-                let content = chunk(answer, vec![json!({"text": piece})], Finish::NotYet);
+            .map(|piece| json!({"text": piece, "thought": true}));
+        let texts = word_pieces(answer.text.unwrap_or_default())
+            .into_iter()
+            .map(|piece| json!({"text": piece}));
+        let mut events: Vec<SseEvent> = thoughts
+            .chain(texts)
+            .map(|part| {
+                let content = chunk(answer, vec![part], Finish::NotYet);
                 SseEvent::data(EventRole::Content, &content)
             })
             .collect();
@@ -81,8 +103,85 @@ impl Wire for Gemini {
 
 fn function_calls<'a>(answer: &'a Answer<'_>) -> impl Iterator<Item = Value> + 'a {
     answer.calls.iter().map(|call| {
-        json!({"functionCall": {"name": call.name, "args": arguments_object(&call.arguments)}})
+        let mut part = json!({
+            "functionCall": {"name": call.name, "args": arguments_object(&call.arguments)}
+        });
+        if let (Some(signature), Some(fields)) = (&call.signature, part.as_object_mut()) {
+            fields.insert(
+                "thoughtSignature".to_owned(),
+                Value::from(signature.as_str()),
+            );
+        }
+        part
     })
+}
+
+/// Gemini 3's rule: in the current turn (everything after the last user
+/// content with text), the first function call of each model step must
+/// carry the `thoughtSignature` it was answered with.
+fn check_signatures(body: &Value) -> Result<(), RouteError> {
+    let contents = body
+        .get("contents")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let parts = |content: &Value| {
+        content
+            .get("parts")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let turn_start = contents
+        .iter()
+        .rposition(|content| {
+            content.get("role").and_then(Value::as_str) == Some("user")
+                && parts(content).iter().any(|part| part.get("text").is_some())
+        })
+        .map_or(0, |position| position + 1);
+    for (position, content) in contents.iter().enumerate().skip(turn_start) {
+        if content.get("role").and_then(Value::as_str) != Some("model") {
+            continue;
+        }
+        let first_call = parts(content)
+            .into_iter()
+            .find(|part| part.get("functionCall").is_some());
+        if let Some(call) = first_call
+            && call
+                .get("thoughtSignature")
+                .and_then(Value::as_str)
+                .is_none()
+        {
+            let name = call
+                .pointer("/functionCall/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(RouteError::bad_request(format!(
+                "Function call is missing a thought_signature in functionCall parts. \
+                 Additional data, function call `default_api:{name}` , position {}.",
+                position + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Gemini counts cached tokens inside `promptTokenCount`.
+fn usage_metadata(answer: &Answer<'_>) -> Value {
+    let usage = answer.usage;
+    let prompt = usage.prompt_with_reads();
+    let mut metadata = json!({
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": usage.output,
+        "totalTokenCount": prompt + usage.output,
+    });
+    if let (Some(_), Some(fields)) = (usage.cache, metadata.as_object_mut()) {
+        fields.insert(
+            "cachedContentTokenCount".to_owned(),
+            Value::from(usage.cache_read()),
+        );
+    }
+    metadata
 }
 
 /// Whether a chunk is the last one, carrying finish reason and usage.
@@ -104,11 +203,7 @@ fn chunk(answer: &Answer<'_>, parts: Vec<Value>, finish: Finish) -> Value {
         }),
         Finish::Stop => json!({
             "candidates": [{"content": content, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {
-                "promptTokenCount": answer.usage.input,
-                "candidatesTokenCount": answer.usage.output,
-                "totalTokenCount": answer.usage.total(),
-            },
+            "usageMetadata": usage_metadata(answer),
             "modelVersion": answer.model,
             "responseId": response_id,
         }),

@@ -50,7 +50,8 @@ use self::render::{Answer, Usage, Wire};
 use self::sse::Delivery;
 
 pub use self::script::{
-    Chunking, Fault, ReplyBody, Script, ScriptedReply, ScriptedToolCall, WhenExhausted, WireFormat,
+    Chunking, Fault, ReplyBody, Script, ScriptedCache, ScriptedReasoning, ScriptedReply,
+    ScriptedToolCall, WhenExhausted, WireFormat,
 };
 
 /// The message of the 500 answered once the script is used up.
@@ -313,7 +314,8 @@ async fn handle(
         model: &call.model,
         text,
         calls,
-        usage: Usage::of(&wire.transcript(&request), text, calls),
+        reasoning: reply.reasoning.as_ref(),
+        usage: Usage::of(&wire.transcript(&request), text, calls, reply.cache),
         request: &request,
     };
     let shutdown = shared.shutdown.clone();

@@ -34,6 +34,14 @@ impl Wire for Openai {
             "content": answer.text,
             "refusal": null,
         });
+        if let (Some(reasoning), Some(message)) = (answer.reasoning, message.as_object_mut()) {
+            // The field OpenAI-compatible reasoning servers (DeepSeek,
+            // vLLM) add; OpenAI itself never shows reasoning here.
+            message.insert(
+                "reasoning_content".to_owned(),
+                Value::from(reasoning.text.as_str()),
+            );
+        }
         if let (true, Some(message)) = (answer.has_calls(), message.as_object_mut()) {
             let calls: Value = answer
                 .calls
@@ -95,6 +103,14 @@ impl Wire for Openai {
             EventRole::Frame,
             &chunk(json!({"role": "assistant", "content": ""}), Value::Null),
         )];
+        let reasoning = answer.reasoning.map(|r| r.text.as_str());
+        for piece in word_pieces(reasoning.unwrap_or_default()) {
+            let delta = json!({"reasoning_content": piece});
+            events.push(SseEvent::data(
+                EventRole::Content,
+                &chunk(delta, Value::Null),
+            ));
+        }
         for piece in word_pieces(answer.text.unwrap_or_default()) {
             let delta = json!({"content": piece});
             events.push(SseEvent::data(
@@ -183,9 +199,18 @@ fn finish_reason(answer: &Answer<'_>) -> &'static str {
 }
 
 fn usage(usage: Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.input,
+    let prompt = usage.prompt_with_reads();
+    let mut value = json!({
+        "prompt_tokens": prompt,
         "completion_tokens": usage.output,
-        "total_tokens": usage.total(),
-    })
+        "total_tokens": prompt + usage.output,
+    });
+    if let (Some(_), Some(fields)) = (usage.cache, value.as_object_mut()) {
+        // OpenAI counts cached tokens inside `prompt_tokens`.
+        fields.insert(
+            "prompt_tokens_details".to_owned(),
+            json!({"cached_tokens": usage.cache_read()}),
+        );
+    }
+    value
 }

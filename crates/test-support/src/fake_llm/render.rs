@@ -5,7 +5,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::script::ScriptedToolCall;
+use super::script::{ScriptedCache, ScriptedReasoning, ScriptedToolCall};
 use super::sse::SseEvent;
 
 /// The fixed creation timestamp of every rendered answer (2025-01-01), so
@@ -100,6 +100,14 @@ impl RouteError {
         }
     }
 
+    /// A request the real API would refuse as invalid.
+    pub(super) fn bad_request(message: String) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+
     fn method_not_allowed(method: &Method, path: &str) -> Self {
         Self {
             status: StatusCode::METHOD_NOT_ALLOWED,
@@ -165,6 +173,7 @@ pub(super) struct Answer<'a> {
     pub model: &'a str,
     pub text: Option<&'a str>,
     pub calls: &'a [ScriptedToolCall],
+    pub reasoning: Option<&'a ScriptedReasoning>,
     pub usage: Usage,
     /// The request body, for options such as `stream_options`.
     pub request: &'a Value,
@@ -176,11 +185,14 @@ impl Answer<'_> {
     }
 }
 
-/// Deterministic token counts: words in, words out, at least 1 each.
+/// Deterministic token counts: words in, words out, at least 1 each, and
+/// the scripted cache counts (none unless scripted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Usage {
+    /// Prompt tokens processed without the cache (the prompt's words).
     pub input: u64,
     pub output: u64,
+    pub cache: Option<ScriptedCache>,
 }
 
 impl Usage {
@@ -188,6 +200,7 @@ impl Usage {
         transcript: &Transcript<'_>,
         text: Option<&str>,
         calls: &[ScriptedToolCall],
+        cache: Option<ScriptedCache>,
     ) -> Self {
         let output = count_words(text.unwrap_or_default())
             + calls
@@ -197,7 +210,18 @@ impl Usage {
         Self {
             input: transcript.input_words().max(1),
             output: output.max(1),
+            cache,
         }
+    }
+
+    /// Prompt tokens read from the cache.
+    pub(super) fn cache_read(&self) -> u64 {
+        self.cache.map_or(0, |cache| cache.read)
+    }
+
+    /// The prompt as OpenAI and Gemini count it: cache reads included.
+    pub(super) fn prompt_with_reads(&self) -> u64 {
+        self.input + self.cache_read()
     }
 
     pub(super) fn total(&self) -> u64 {

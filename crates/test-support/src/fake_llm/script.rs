@@ -25,6 +25,13 @@ pub struct ScriptedReply {
     /// What the answer says.
     #[serde(flatten)]
     pub body: ReplyBody,
+    /// Reasoning the model shows before the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<ScriptedReasoning>,
+    /// Prompt tokens the vendor reports as read from or written to its
+    /// prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<ScriptedCache>,
     /// How a streamed (or plain) body is split into writes.
     #[serde(default)]
     pub chunking: Chunking,
@@ -83,6 +90,36 @@ impl ScriptedReply {
         self
     }
 
+    /// Shows `text` as unsigned reasoning before the answer.
+    pub fn with_reasoning(mut self, text: impl Into<String>) -> Self {
+        self.reasoning = Some(ScriptedReasoning {
+            text: text.into(),
+            signature: None,
+        });
+        self
+    }
+
+    /// Shows `text` as reasoning signed with `signature` (Anthropic's
+    /// thinking block signature).
+    pub fn with_signed_reasoning(
+        mut self,
+        text: impl Into<String>,
+        signature: impl Into<String>,
+    ) -> Self {
+        self.reasoning = Some(ScriptedReasoning {
+            text: text.into(),
+            signature: Some(signature.into()),
+        });
+        self
+    }
+
+    /// Reports `read` prompt tokens read from the cache and `write` written
+    /// to it, on top of the prompt's own words.
+    pub fn with_cache(mut self, read: u64, write: u64) -> Self {
+        self.cache = Some(ScriptedCache { read, write });
+        self
+    }
+
     /// Waits `ms` milliseconds before sending the response headers.
     pub fn with_delay_ms(mut self, ms: u64) -> Self {
         self.delay_ms = ms;
@@ -98,6 +135,8 @@ impl ScriptedReply {
     fn from_body(body: ReplyBody) -> Self {
         Self {
             body,
+            reasoning: None,
+            cache: None,
             chunking: Chunking::PerEvent,
             delay_ms: 0,
             chunk_delay_ms: 0,
@@ -142,6 +181,10 @@ pub struct ScriptedToolCall {
     pub name: String,
     /// Raw JSON text, may be deliberately malformed.
     pub arguments: String,
+    /// Gemini's `thoughtSignature` on this call's part; the other formats
+    /// have no per-call signature and ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl ScriptedToolCall {
@@ -150,8 +193,42 @@ impl ScriptedToolCall {
         Self {
             name: name.into(),
             arguments: arguments.into(),
+            signature: None,
         }
     }
+
+    /// Signs the call (Gemini's `thoughtSignature`).
+    pub fn with_signature(mut self, signature: impl Into<String>) -> Self {
+        self.signature = Some(signature.into());
+        self
+    }
+}
+
+/// Reasoning shown before the answer: an Anthropic `thinking` block (with
+/// a `signature_delta` when signed), Gemini `thought` parts, or OpenAI-
+/// compatible `reasoning_content` deltas. The Responses format ignores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScriptedReasoning {
+    /// The whole reasoning text.
+    pub text: String,
+    /// Anthropic's signature of the thinking block; the other formats
+    /// ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// Prompt-cache counts the fake reports, in each vendor's convention:
+/// Anthropic's `input_tokens` leaves them out and names both; OpenAI and
+/// Gemini count reads inside the prompt and report no writes. The
+/// Responses format ignores them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptedCache {
+    /// Prompt tokens read from the cache.
+    #[serde(default)]
+    pub read: u64,
+    /// Prompt tokens written to the cache.
+    #[serde(default)]
+    pub write: u64,
 }
 
 /// How a streamed body is split into writes (each write is flushed separately).

@@ -170,3 +170,78 @@ async fn errors_use_the_anthropic_envelope_and_types() {
         ]
     );
 }
+
+#[tokio::test]
+async fn signed_thinking_and_cache_counts_are_rendered() {
+    let fake = FakeLlm::start(FORMAT).await.unwrap();
+    fake.push(
+        ScriptedReply::text("Done.")
+            .with_signed_reasoning("Think first.", "EqQBCgIY")
+            .with_cache(900, 40),
+    );
+    fake.push(
+        ScriptedReply::text("Done.")
+            .with_signed_reasoning("Think first.", "EqQBCgIY")
+            .with_cache(900, 40),
+    );
+
+    let body: Value =
+        serde_json::from_str(&body_text(&fake, FORMAT, Mode::Complete, "go").await).unwrap();
+    assert_eq!(
+        body["content"][0],
+        json!({"type": "thinking", "thinking": "Think first.", "signature": "EqQBCgIY"})
+    );
+    // Anthropic's input_tokens leaves the cached tokens out.
+    assert_eq!(
+        body["usage"],
+        json!({"input_tokens": 3, "output_tokens": 1,
+               "cache_creation_input_tokens": 40, "cache_read_input_tokens": 900})
+    );
+
+    let events = events(&body_text(&fake, FORMAT, Mode::Stream, "go").await);
+    let data: Vec<Value> = events.iter().map(|event| event.json()).collect();
+    assert_eq!(data[0]["message"]["usage"]["cache_read_input_tokens"], 900);
+    assert_eq!(
+        data[1]["content_block"],
+        json!({"type": "thinking", "thinking": "", "signature": ""})
+    );
+    let signature = data
+        .iter()
+        .find(|d| d["delta"]["type"] == "signature_delta")
+        .unwrap();
+    assert_eq!(signature["index"], 0);
+    assert_eq!(signature["delta"]["signature"], "EqQBCgIY");
+    let delta = data.iter().find(|d| d["type"] == "message_delta").unwrap();
+    assert_eq!(delta["usage"]["cache_creation_input_tokens"], 40);
+}
+
+/// Like the real API, the fake refuses more than four cache breakpoints.
+#[tokio::test]
+async fn more_than_four_cache_breakpoints_are_refused() {
+    let fake = FakeLlm::start(FORMAT).await.unwrap();
+    fake.push(ScriptedReply::text("ok"));
+    let marked =
+        |text: &str| json!({"type": "text", "text": text, "cache_control": {"type": "ephemeral"}});
+    let body = json!({
+        "model": "claude-test", "max_tokens": 10,
+        "system": [marked("a"), marked("b")],
+        "messages": [{"role": "user", "content": [marked("c"), marked("d"), marked("e")]}],
+    });
+    let response = crate::support::client()
+        .post(format!("{}/v1/messages", fake.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Found 5"),
+        "{error}"
+    );
+    assert_eq!(fake.remaining(), 1);
+}

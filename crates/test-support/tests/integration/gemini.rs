@@ -148,3 +148,75 @@ async fn rate_limit_error_uses_the_google_envelope() {
         json!({"error": {"code": 429, "message": "quota exceeded", "status": "RESOURCE_EXHAUSTED"}})
     );
 }
+
+#[tokio::test]
+async fn thoughts_signatures_and_cache_reads_are_rendered() {
+    let fake = FakeLlm::start(FORMAT).await.unwrap();
+    fake.push(
+        ScriptedReply::tool_calls(vec![
+            ScriptedToolCall::new("file_list", r#"{"path": "/shared"}"#).with_signature("c2lnLTE="),
+            ScriptedToolCall::new("web_search", r#"{"query": "rust"}"#),
+        ])
+        .with_reasoning("Look first.")
+        .with_cache(100, 7),
+    );
+
+    let body: Value =
+        serde_json::from_str(&body_text(&fake, FORMAT, Mode::Complete, "go").await).unwrap();
+
+    let parts = &body["candidates"][0]["content"]["parts"];
+    assert_eq!(parts[0], json!({"text": "Look first.", "thought": true}));
+    assert_eq!(parts[1]["thoughtSignature"], "c2lnLTE=");
+    assert_eq!(parts[2].get("thoughtSignature"), None);
+    // Reads count inside the prompt; Gemini reports no writes.
+    assert_eq!(
+        body["usageMetadata"],
+        json!({"promptTokenCount": 103, "candidatesTokenCount": 6,
+               "totalTokenCount": 109, "cachedContentTokenCount": 100})
+    );
+}
+
+/// The fake holds Gemini 3 models to their rule, so a client that drops a
+/// signature fails against it as it would against the real API.
+#[tokio::test]
+async fn gemini_3_refuses_an_unsigned_call_in_the_current_turn_only() {
+    let fake = FakeLlm::start(FORMAT).await.unwrap();
+    fake.push_all([ScriptedReply::text("ok"), ScriptedReply::text("ok")]);
+    let url = format!(
+        "{}/v1beta/models/gemini-3-pro-preview:generateContent",
+        fake.base_url()
+    );
+    let call = json!({"functionCall": {"name": "file_list", "args": {}}});
+    let result = json!({"functionResponse": {"name": "file_list", "response": {"content": "a"}}});
+    let turn = |signed: bool| {
+        let mut call = call.clone();
+        if signed {
+            call["thoughtSignature"] = json!("c2ln");
+        }
+        json!({"contents": [
+            {"role": "user", "parts": [{"text": "list"}]},
+            {"role": "model", "parts": [call]},
+            {"role": "user", "parts": [result]},
+        ]})
+    };
+
+    let refused = client().post(&url).json(&turn(false)).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("missing a thought_signature"), "{message}");
+    assert!(message.contains("default_api:file_list"), "{message}");
+    assert_eq!(fake.remaining(), 2);
+
+    let accepted = client().post(&url).json(&turn(true)).send().await.unwrap();
+    assert_eq!(accepted.status(), 200);
+
+    // An earlier turn's unsigned call is not checked.
+    let mut earlier = turn(false);
+    earlier["contents"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"role": "user", "parts": [{"text": "thanks"}]}));
+    let accepted = client().post(&url).json(&earlier).send().await.unwrap();
+    assert_eq!(accepted.status(), 200);
+}

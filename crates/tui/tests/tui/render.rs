@@ -51,7 +51,7 @@ fn conversation() -> TuiUiState {
         GatewayServerFrame::TurnCompleted {
             turn_id: "t-1".into(),
             final_message: String::new(),
-            usage: TurnUsage { input_tokens: 900, output_tokens: 34, total_tokens: 934, cost_usd: 0.0021 },
+            usage: TurnUsage { input_tokens: 900, output_tokens: 34, total_tokens: 934, cost_usd: 0.0021, ..TurnUsage::default() },
         },
     ] {
         state.update(frame(event));
@@ -189,4 +189,20 @@ fn long_approval_arguments_are_shown_in_full_by_scrolling() {
 fn unicode_width(text: &str) -> usize {
     use unicode_width::UnicodeWidthStr;
     text.width()
+}
+
+#[test]
+fn the_status_bar_names_cached_input_when_there_was_some() {
+    let mut state = conversation();
+    let line = |state: &TuiUiState| tui::render::status_line(state, 120).to_string();
+    assert!(!line(&state).contains("cached"), "{}", line(&state));
+    state.last_usage = Some(TurnUsage {
+        cached_input_tokens: 800,
+        ..state.last_usage.unwrap()
+    });
+    assert!(
+        line(&state).contains("934 tok (800 cached) $0.0021"),
+        "{}",
+        line(&state)
+    );
 }

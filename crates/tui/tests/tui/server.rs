@@ -146,6 +146,7 @@ async fn serve(mut ws: WebSocketStream<TcpStream>, seen: Arc<Mutex<Seen>>) {
                             output_tokens: 9,
                             total_tokens: 49,
                             cost_usd: 0.0003,
+                            ..TurnUsage::default()
                         },
                     },
                 )

@@ -202,6 +202,7 @@ fn a_streamed_turn_with_tool_activity() {
         output_tokens: 20,
         total_tokens: 120,
         cost_usd: 0.0012,
+        ..TurnUsage::default()
     };
     state.update(frame(GatewayServerFrame::TurnCompleted {
         turn_id: "t-1".into(),
@@ -253,6 +254,90 @@ fn a_resumed_client_that_missed_the_stream_shows_the_final_message() {
             streaming: false
         }]
     );
+}
+
+/// Reasoning arrives in its own frames: it becomes its own entry,
+/// separate from the answer, and Ctrl+T switches between the one-line
+/// marker and the full text without touching anything else.
+#[test]
+fn reasoning_is_its_own_entry_collapsed_until_ctrl_t() {
+    let mut state = connected();
+    check_submit(&mut state, "why?", &[send_turn("why?")]);
+    state.update(frame(GatewayServerFrame::TurnStarted {
+        turn_id: "t-1".into(),
+        client_turn_id: None,
+    }));
+    for text in ["The user ", "asks why."] {
+        state.update(frame(GatewayServerFrame::ReasoningDelta {
+            text: text.into(),
+        }));
+    }
+    assert_eq!(
+        state.transcript[1],
+        Entry::Reasoning {
+            text: "The user asks why.".into(),
+            streaming: true
+        }
+    );
+    state.update(frame(GatewayServerFrame::AssistantDelta {
+        text: "Because.".into(),
+    }));
+    // More reasoning after the text starts a new entry.
+    state.update(frame(GatewayServerFrame::ReasoningDelta {
+        text: "Done?".into(),
+    }));
+    assert_eq!(
+        state.transcript[1..],
+        [
+            Entry::Reasoning {
+                text: "The user asks why.".into(),
+                streaming: false
+            },
+            Entry::Assistant {
+                text: "Because.".into(),
+                streaming: false
+            },
+            Entry::Reasoning {
+                text: "Done?".into(),
+                streaming: true
+            },
+        ]
+    );
+    // Reasoning is not answer text: a final message is still shown only
+    // when no text streamed.
+    assert!(state.active_turn.as_ref().unwrap().streamed_text);
+
+    assert!(!state.show_reasoning);
+    let collapsed = tui::render::transcript_lines(&state, 80);
+    let collapsed: Vec<String> = collapsed.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        collapsed,
+        [
+            "you: why?",
+            "thinking… (18 chars)",
+            "agent: Because.",
+            "thinking… (5 chars)"
+        ]
+    );
+
+    // Ctrl+T is only a view change: no command, input untouched.
+    type_text(&mut state, "draft");
+    assert_eq!(state.update(ctrl('t')), []);
+    assert!(state.show_reasoning);
+    assert_eq!(state.input.text(), "draft");
+    let expanded = tui::render::transcript_lines(&state, 80);
+    let expanded: Vec<String> = expanded.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        expanded,
+        [
+            "you: why?",
+            "thinking: The user asks why.",
+            "agent: Because.",
+            "thinking: Done?▌"
+        ]
+    );
+    state.update(ctrl('t'));
+    assert!(!state.show_reasoning);
 }
 
 #[test]

@@ -496,6 +496,8 @@ impl DeclaredModel {
             max_output_tokens: self.max_output_tokens,
             input_price_per_million: self.input_price_per_million,
             output_price_per_million: self.output_price_per_million,
+            cache_read_price_per_million: None,
+            cache_write_price_per_million: None,
             deprecation_state: DeprecationState::Active,
         }
     }

@@ -99,11 +99,19 @@ impl GatewayEndpoint {
 /// Token usage and estimated cost of one turn.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct TurnUsage {
+    /// Every prompt token, cached or not (see `types::UsageUpdate`).
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub total_tokens: u64,
     /// Catalog list prices × tokens: an estimate, not billing.
     pub cost_usd: f64,
+    /// Of `input_tokens`, those read from the provider's prompt cache.
+    /// Absent in frames from gateways that predate it.
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    /// Of `input_tokens`, those written to the provider's prompt cache.
+    #[serde(default)]
+    pub cache_write_input_tokens: u64,
 }
 
 /// Why the server sent an `Error` frame.
@@ -157,6 +165,11 @@ pub enum GatewayServerFrame {
         client_turn_id: Option<String>,
     },
     AssistantDelta {
+        text: String,
+    },
+    /// A fragment of the model's reasoning, streamed as it thinks: not part
+    /// of the answer (clients show it apart, or not at all).
+    ReasoningDelta {
         text: String,
     },
     ToolCallStarted {
@@ -215,6 +228,7 @@ impl GatewayServerFrame {
             Self::HelloAck { .. }
             | Self::TurnStarted { .. }
             | Self::AssistantDelta { .. }
+            | Self::ReasoningDelta { .. }
             | Self::ToolCallStarted { .. }
             | Self::ToolCallFinished { .. }
             | Self::ApprovalRequest { .. }
@@ -266,6 +280,9 @@ mod tests {
                 client_turn_id: None,
             },
             GatewayServerFrame::AssistantDelta { text: "Hel".into() },
+            GatewayServerFrame::ReasoningDelta {
+                text: "The user wants".into(),
+            },
             GatewayServerFrame::ToolCallStarted {
                 call_id: "call_1".into(),
                 name: "file_list".into(),
@@ -291,6 +308,8 @@ mod tests {
                     output_tokens: 2,
                     total_tokens: 12,
                     cost_usd: 0.000036,
+                    cached_input_tokens: 6,
+                    cache_write_input_tokens: 4,
                 },
             },
             GatewayServerFrame::TurnCancelled {
@@ -354,6 +373,31 @@ mod tests {
             serde_json::to_value(&delta).unwrap(),
             json!({"seq": 7, "type": "assistant_delta", "text": "hi"})
         );
+        let reasoning = GatewayServerMessage {
+            seq: 8,
+            frame: GatewayServerFrame::ReasoningDelta { text: "hm".into() },
+        };
+        assert_eq!(
+            serde_json::to_value(&reasoning).unwrap(),
+            json!({"seq": 8, "type": "reasoning_delta", "text": "hm"})
+        );
+    }
+
+    /// Clients parse `TurnCompleted` frames from gateways older than the
+    /// cache counts: the counts default to 0.
+    #[test]
+    fn turn_usage_without_cache_counts_still_parses() {
+        let frame: GatewayServerMessage = serde_json::from_value(json!({
+            "seq": 3, "type": "turn_completed", "turn_id": "t-1", "final_message": "ok",
+            "usage": {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12, "cost_usd": 0.5}
+        }))
+        .unwrap();
+        let GatewayServerFrame::TurnCompleted { usage, .. } = frame.frame else {
+            panic!("{frame:?}");
+        };
+        assert_eq!(usage.cached_input_tokens, 0);
+        assert_eq!(usage.cache_write_input_tokens, 0);
+        assert_eq!(usage.input_tokens, 10);
     }
 
     #[test]
