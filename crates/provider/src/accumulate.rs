@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use types::{
-    FinishReason, Message, ProviderError, ProviderStream, ReasoningBlock, Response, Signature,
-    StreamItem, ToolCall, UsageUpdate,
+    FinishReason, Message, ProviderError, ProviderStream, ReasoningBlock, Response, ResponseRef,
+    Signature, StreamItem, ToolCall, UsageUpdate,
 };
 
 #[derive(Debug, Default)]
@@ -86,6 +86,7 @@ pub struct StreamCollector {
     tools: ToolCallAccumulator,
     usage: Option<UsageUpdate>,
     finish_reason: Option<FinishReason>,
+    response_ref: Option<ResponseRef>,
     lost: Option<String>,
 }
 
@@ -112,6 +113,7 @@ impl StreamCollector {
                 self.blocks.push(ReasoningBlock::Redacted { data });
             }
             StreamItem::ToolCallSignature { index, signature } => self.tools.sign(index, signature),
+            StreamItem::ResponseRef(response_ref) => self.response_ref = Some(response_ref),
             StreamItem::ToolCallDelta {
                 index,
                 id,
@@ -147,6 +149,7 @@ impl StreamCollector {
         Ok(Response {
             message: Message {
                 reasoning: self.blocks,
+                response_ref: self.response_ref,
                 ..Message::assistant_tool_calls(content, tool_calls)
             },
             finish_reason: self.finish_reason,

@@ -421,6 +421,70 @@ async fn responses_api_chains_the_second_turn() {
     assert_eq!(input[0]["call_id"], call.id.as_str());
 }
 
+/// A restarted agent chains from the history it restored: each answer
+/// carries its response reference, stored with the message as JSON, and a
+/// new provider (empty chain memory) learns it from the context — but only
+/// for exactly the conversation it ended.
+#[tokio::test]
+async fn responses_chains_survive_a_restart_through_the_stored_messages() {
+    let server = FakeLlm::start(WireFormat::OpenaiResponses).await.unwrap();
+    server.push_all([
+        ScriptedReply::text("Noted: the deploy is on Friday."),
+        ScriptedReply::text("Friday."),
+        ScriptedReply::text("Friday, as before."),
+    ]);
+    let before = provider_for(&server, ProviderType::OpenaiResponses);
+    let mut ctx = context(
+        "gpt-4.1",
+        vec![Message::system("sys"), Message::user("we deploy on friday")],
+    );
+    let first = collect_stream(before.stream(&ctx, 8).await.unwrap())
+        .await
+        .unwrap();
+    let reference = first
+        .message
+        .response_ref
+        .clone()
+        .expect("a response reference");
+    assert!(reference.id.starts_with("resp_"), "{reference:?}");
+    ctx.messages.push(first.message);
+    drop(before);
+
+    // What storage keeps and a restart restores: the messages' JSON.
+    let stored = serde_json::to_string(&ctx.messages).unwrap();
+    let mut restored = context("gpt-4.1", serde_json::from_str(&stored).unwrap());
+    restored.messages.push(Message::user("when do we deploy?"));
+    let after = provider_for(&server, ProviderType::OpenaiResponses);
+    let second = after.complete(&restored).await.unwrap();
+    assert_eq!(second.message.content.as_deref(), Some("Friday."));
+    let chained = &server.requests()[1].body;
+    assert_eq!(
+        chained["previous_response_id"],
+        reference.id.as_str(),
+        "{chained}"
+    );
+    let input = chained["input"].as_array().unwrap();
+    assert_eq!(input.len(), 1, "only the new prompt is sent: {chained}");
+    assert_eq!(input[0]["content"], "when do we deploy?");
+
+    // An edited history no longer matches the reference: the full history
+    // goes, with no chain.
+    let mut edited = restored.clone();
+    edited.messages[2].content = Some("Noted: the deploy is on Monday.".into());
+    let fresh = provider_for(&server, ProviderType::OpenaiResponses);
+    fresh.complete(&edited).await.unwrap();
+    let unchained = &server.requests()[2].body;
+    assert!(
+        unchained.get("previous_response_id").is_none(),
+        "{unchained}"
+    );
+    assert_eq!(
+        unchained["input"].as_array().unwrap().len(),
+        3,
+        "{unchained}"
+    );
+}
+
 #[tokio::test]
 async fn selected_provider_resolves_credentials_by_precedence() {
     let server = FakeLlm::start(WireFormat::Anthropic).await.unwrap();

@@ -126,12 +126,13 @@ async fn consume(
                     reason.clone(),
                 )));
             }
-            // Signatures and redacted reasoning are kept by the collector
-            // for the next request; there is nothing to show.
+            // Signatures, redacted reasoning and response references are
+            // kept by the collector for the next request; nothing to show.
             StreamItem::ConnectionLost(_)
             | StreamItem::ReasoningEnd { .. }
             | StreamItem::RedactedReasoning(_)
             | StreamItem::ToolCallSignature { .. }
+            | StreamItem::ResponseRef(_)
             | StreamItem::UsageUpdate(_)
             | StreamItem::FinishReason(_) => {}
         }

@@ -37,7 +37,7 @@ pub use memory::{
 };
 pub use message::{
     Context, FinishReason, GenerationSettings, Message, MessageRole, ProviderStream,
-    ReasoningBlock, Response, Signature, StreamItem, ToolCall, UsageUpdate,
+    ReasoningBlock, Response, ResponseRef, Signature, StreamItem, ToolCall, UsageUpdate,
 };
 pub use provider::Provider;
 pub use schema::{FunctionDecl, JsonSchema};

@@ -102,6 +102,25 @@ pub struct Message {
     /// text and tool calls, in order (see `ReasoningBlock`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasoning: Vec<ReasoningBlock>,
+    /// For assistant messages a server keeps state for (OpenAI Responses):
+    /// which stored response this answer is, so a later request — after a
+    /// restart too — can name it instead of sending the history again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_ref: Option<ResponseRef>,
+}
+
+/// A server-side response that ends a known conversation (the OpenAI
+/// Responses API's `previous_response_id`). Stored with the message, so
+/// the chain survives restarts; only the provider reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseRef {
+    /// The server's response id.
+    pub id: String,
+    /// A hash of the model and the conversation up to and including this
+    /// answer (response references themselves left out): the id is used
+    /// only for a context that repeats exactly that conversation.
+    pub conversation_hash: String,
 }
 
 impl Message {
@@ -112,6 +131,7 @@ impl Message {
             tool_calls: Vec::new(),
             tool_call_id: None,
             reasoning: Vec::new(),
+            response_ref: None,
         }
     }
 
@@ -135,6 +155,7 @@ impl Message {
             tool_calls,
             tool_call_id: None,
             reasoning: Vec::new(),
+            response_ref: None,
         }
     }
 
@@ -146,6 +167,7 @@ impl Message {
             tool_calls: Vec::new(),
             tool_call_id: Some(tool_call_id.into()),
             reasoning: Vec::new(),
+            response_ref: None,
         }
     }
 }
@@ -302,6 +324,9 @@ pub enum StreamItem {
         index: u32,
         signature: Signature,
     },
+    /// The server-side response this answer is (OpenAI Responses), for
+    /// later requests to chain from.
+    ResponseRef(ResponseRef),
     UsageUpdate(UsageUpdate),
     FinishReason(FinishReason),
     /// The stream ended before its terminal event; the text explains how.
@@ -319,6 +344,7 @@ impl StreamItem {
             Self::ReasoningEnd { .. }
             | Self::RedactedReasoning(_)
             | Self::ToolCallSignature { .. }
+            | Self::ResponseRef(_)
             | Self::UsageUpdate(_)
             | Self::FinishReason(_)
             | Self::ConnectionLost(_) => false,

@@ -5,8 +5,10 @@
 //! `ResponseChains` remembers, for each answered conversation prefix, the
 //! id of the response that ended it. A later context that starts with that
 //! exact prefix (same model) is sent as a chained request; anything else —
-//! an edited history, another model, a restart — falls back to the full
-//! history, and so does a request whose id the server rejects.
+//! an edited history, another model — falls back to the full history, and
+//! so does a request whose id the server rejects. Every answer carries its
+//! `ResponseRef`, stored with the message, so a restarted agent chains from
+//! the restored history as well.
 
 mod chain;
 #[cfg(test)]
@@ -18,7 +20,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use types::{
     Context, FinishReason, FunctionDecl, JsonSchema, Message, MessageRole, ModelDescriptor,
-    ProviderError, Response, StreamItem, ToolCall, UsageUpdate,
+    ProviderError, Response, ResponseRef, StreamItem, ToolCall, UsageUpdate,
 };
 
 use crate::accumulate::StreamCollector;
@@ -39,14 +41,30 @@ impl ResponsesWire {
         Self::default()
     }
 
-    /// Remembers that `response_id` answered `context` with `reply`.
-    fn remember(&self, context: &Context, reply: &Message, response_id: String) {
-        let mut hasher = PrefixHasher::new(context);
-        hasher.push(reply);
-        if let Some(key) = hasher.key(hasher.hashes.len()) {
-            self.chains.record(key, response_id);
-        }
+    /// Remembers that `response_id` answered `context` with `reply`, and
+    /// returns the reference the reply carries from now on.
+    fn remember(
+        &self,
+        context: &Context,
+        reply: &Message,
+        response_id: String,
+    ) -> Option<ResponseRef> {
+        remember(&self.chains, PrefixHasher::new(context), reply, response_id)
     }
+}
+
+/// Records the chain `reply` ends and returns its reference.
+fn remember(
+    chains: &ResponseChains,
+    mut hasher: PrefixHasher,
+    reply: &Message,
+    response_id: String,
+) -> Option<ResponseRef> {
+    hasher.push(reply);
+    let len = hasher.hashes.len();
+    let key = hasher.key(len)?;
+    chains.record(key, response_id.clone());
+    hasher.reference(len, response_id)
 }
 
 /// The body of a Responses API request.
@@ -174,7 +192,9 @@ impl WireApi for ResponsesWire {
         _model: &'a ModelDescriptor,
         stream: bool,
     ) -> Result<WireRequest<ResponsesRequest<'a>>, ProviderError> {
-        let chain = self.chains.longest(&PrefixHasher::new(context));
+        let hasher = PrefixHasher::new(context);
+        self.chains.adopt(context, &hasher);
+        let chain = self.chains.longest(&hasher);
         let skip = chain.as_ref().map_or(0, |(len, _)| *len);
         let settings = context.settings.as_ref();
         let body = ResponsesRequest {
@@ -198,8 +218,8 @@ impl WireApi for ResponsesWire {
 
     fn parse_response(&self, context: &Context, body: &Bytes) -> Result<Response, ProviderError> {
         let object: ResponseObject = parse_json(body)?;
-        let response = object.to_response()?;
-        self.remember(context, &response.message, object.id);
+        let mut response = object.to_response()?;
+        response.message.response_ref = self.remember(context, &response.message, object.id);
         Ok(response)
     }
 
@@ -464,12 +484,15 @@ impl ResponsesStreamParser {
             out,
         );
         let collector = std::mem::take(&mut self.collector);
-        if let Ok(reply) = collector.finish() {
-            let mut hasher = self.prefix.clone();
-            hasher.push(&reply.message);
-            if let Some(key) = hasher.key(hasher.hashes.len()) {
-                self.chains.record(key, response.id.clone());
-            }
+        if let Ok(reply) = collector.finish()
+            && let Some(reference) = remember(
+                &self.chains,
+                self.prefix.clone(),
+                &reply.message,
+                response.id.clone(),
+            )
+        {
+            out.push(StreamItem::ResponseRef(reference));
         }
     }
 }

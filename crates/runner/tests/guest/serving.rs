@@ -1,11 +1,12 @@
 //! A served guest: a turn whose file tool call writes into `shared/`, a
 //! clean SIGTERM that removes the endpoint file, and a restarted guest that
-//! continues the same session with its history.
+//! continues the same session with its history (and its Responses chain).
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use test_support::{FakeLlm, Script, ScriptedReply, ScriptedToolCall, WhenExhausted, WireFormat};
 use tokio::process::Child;
+use types::ProviderType;
 use types::protocol::bootstrap::{BOOTSTRAP_FILE_ENV, BOOTSTRAP_FILE_NAME, StartupDegradedReason};
 use types::runner::SandboxTier;
 
@@ -107,4 +108,59 @@ async fn the_container_form_reads_the_envelope_from_its_file() {
     let (code, stderr) = terminate(guest).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!endpoint_file.exists());
+}
+
+/// OpenAI Responses chains outlive the guest: the answer's response id is
+/// stored with it, so after a restart the next turn names it as
+/// `previous_response_id` and sends only the new prompt.
+#[tokio::test]
+async fn a_responses_chain_continues_across_a_guest_restart() {
+    let llm = FakeLlm::start_script(Script {
+        format: WireFormat::OpenaiResponses,
+        when_exhausted: WhenExhausted::Echo,
+        replies: vec![
+            ScriptedReply::text("Noted: the deploy is on Friday."),
+            ScriptedReply::text("On Friday."),
+        ],
+    })
+    .await
+    .unwrap();
+    let mut config = agent_config(&llm);
+    for entry in config.providers.values_mut() {
+        entry.provider_type = ProviderType::OpenaiResponses;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let workspace = home.path().join("alice");
+    let bytes = frame(&envelope(&workspace, config));
+
+    let mut guest = spawn_vm(home.path(), &bytes).await;
+    let endpoint_file = wait_for_endpoint(&workspace, &mut guest).await;
+    let (client, mut events, session) = connect(endpoint_file, None).await;
+    let (reply, _) = turn(&client, &mut events, "we deploy on friday").await;
+    assert_eq!(reply, "Noted: the deploy is on Friday.");
+    client.shutdown().await;
+    let (code, stderr) = terminate(guest).await;
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let mut guest = spawn_vm(home.path(), &bytes).await;
+    let endpoint_file = wait_for_endpoint(&workspace, &mut guest).await;
+    let (client, mut events, _) = connect(endpoint_file, Some(session)).await;
+    let (reply, _) = turn(&client, &mut events, "when do we deploy?").await;
+    assert_eq!(reply, "On Friday.");
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[0].body.get("previous_response_id").is_none());
+    let chained = &requests[1].body;
+    assert!(
+        chained["previous_response_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("resp_")),
+        "{chained}"
+    );
+    let input = chained["input"].as_array().unwrap();
+    assert_eq!(input.len(), 1, "only the new prompt: {chained}");
+    assert_eq!(input[0]["content"], "when do we deploy?");
+    client.shutdown().await;
+    let (code, stderr) = terminate(guest).await;
+    assert_eq!(code, Some(0), "{stderr}");
 }
