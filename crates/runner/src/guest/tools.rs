@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use sandbox::scrub::Scrubber;
+use sandbox::shell_policy::ShellWorkspace;
 use sandbox::{FileRunner, LazyWasmRunner, WasmRunnerConfig, Workspace};
 use tools::file::register_file_tools;
 use tools::shell::{ShellBackend, ShellDaemonEndpoint, VsockShellSession, register_shell_tool};
@@ -63,12 +64,10 @@ pub fn build_registry(
     }
 
     if let Some(backend) = shell_backend(envelope, workspace) {
-        register_shell_tool(
-            &mut registry,
-            backend,
-            settings::shell_policy(&config.tools.shell),
-        )
-        .map_err(|e| tool_error("shell_exec", e.to_string()))?;
+        let policy =
+            settings::shell_policy(&config.tools.shell, &backend, shell_workspace(workspace));
+        register_shell_tool(&mut registry, backend, policy)
+            .map_err(|e| tool_error("shell_exec", e.to_string()))?;
     }
 
     for name in &envelope.runtime_policy.disabled_tools {
@@ -77,6 +76,16 @@ pub fn build_registry(
         }
     }
     Ok(registry)
+}
+
+/// Where compound shell lines may `cd` and redirect to. Every shell starts
+/// in the workspace's `shared` directory (the host directory in host mode;
+/// `/workspace/shared` in the container sidecar, whose only mount it is)
+/// and may reach the user's workspace around it, whose root is `shared`'s
+/// parent in every tier (`/workspace` in a container).
+fn shell_workspace(workspace: &Workspace) -> ShellWorkspace {
+    let shared = workspace.mount_dir(Mount::Shared);
+    ShellWorkspace::new(shared.parent().unwrap_or(shared), shared)
 }
 
 /// Where `shell_exec` runs, or `None` when it must not exist.
