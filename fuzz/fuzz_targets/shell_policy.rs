@@ -7,9 +7,10 @@
 //! Strict: an accepted line is one command running an allowlisted program
 //! (bare name or under a system bin directory), its words are exactly what
 //! `shell_words` splits, and an independent, deliberately simple POSIX
-//! quoting scan finds no unquoted operator, redirection, subshell, comment
-//! or command substitution in it: whatever the policy's own scanner
-//! believes, `sh -c` would run one plain command.
+//! quoting scan finds no unquoted operator, redirection, subshell, comment,
+//! command substitution or bash variable holding the command line in it:
+//! whatever the policy's own scanner believes, `sh -c` would run one plain
+//! command.
 //!
 //! Compound: the same independent scan, now splitting the line at unquoted
 //! `|`, `||`, `&&` and `;` and taking out the redirections, finds no
@@ -96,6 +97,9 @@ fn split_line(command: &str) -> Result<Vec<Piece>, &'static str> {
                     }
                     '"' => state = State::Plain,
                     '`' => return Err("backticks in double quotes"),
+                    '$' if command_text_variable(chars.clone()) => {
+                        return Err("a variable holding the command line");
+                    }
                     '$' => match chars.peek() {
                         Some('(') => return Err("command substitution in double quotes"),
                         // `$$` is the shell's pid: the second `$` starts nothing.
@@ -216,6 +220,9 @@ fn split_line(command: &str) -> Result<Vec<Piece>, &'static str> {
                 }
                 '(' | ')' | '`' | '\n' => return Err("subshell, backticks or line break"),
                 '#' if word_start.is_none() => return Err("comment"),
+                '$' if command_text_variable(chars.clone()) => {
+                    return Err("a variable holding the command line");
+                }
                 '$' => {
                     word_start.get_or_insert(piece.text.len());
                     piece.text.push(c);
@@ -246,6 +253,17 @@ fn split_line(command: &str) -> Result<Vec<Piece>, &'static str> {
         pieces.pop();
     }
     Ok(pieces)
+}
+
+/// Whether the text after a `$` names bash's `BASH_EXECUTION_STRING` or
+/// `BASH_COMMAND`, whose value is the command line itself.
+fn command_text_variable(rest: impl Iterator<Item = char>) -> bool {
+    let mut rest = rest.peekable();
+    rest.next_if_eq(&'{');
+    let name: String = rest
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    name == "BASH_EXECUTION_STRING" || name == "BASH_COMMAND"
 }
 
 /// `path` without `.` and with `..` applied, never above `/`.

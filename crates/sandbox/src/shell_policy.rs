@@ -76,6 +76,12 @@ pub const DEFAULT_ALLOWLIST: &[&str] = &[
     "xargs", "yarn",
 ];
 
+/// bash variables that hold the command line itself. The policy sees
+/// `$BASH_EXECUTION_STRING`, but unquoted the shell splits the line's own
+/// text into words no check ever saw: a quoted argument with line breaks
+/// becomes `-exec`, `id`, `;` for `find`. Refused in both syntaxes.
+const COMMAND_TEXT_VARIABLES: [&str; 2] = ["BASH_EXECUTION_STRING", "BASH_COMMAND"];
+
 /// Directories from which a program may be named by absolute path. The
 /// sandbox image keeps them root-owned and read-only, so a file there is part
 /// of the image, never something the agent wrote.
@@ -196,6 +202,13 @@ impl ShellPolicy {
         let [program, args @ ..] = words else {
             return Err(ShellPolicyViolation::Empty);
         };
+        let command_text = words
+            .iter()
+            .flat_map(|word| &word.variables)
+            .find(|name| COMMAND_TEXT_VARIABLES.contains(&name.as_str()));
+        if let Some(name) = command_text {
+            return Err(ShellPolicyViolation::ShellStateVariable { name: name.clone() });
+        }
         if let Some(name) = assignment_name(&program.text) {
             return Err(ShellPolicyViolation::EnvAssignment {
                 name: name.to_owned(),

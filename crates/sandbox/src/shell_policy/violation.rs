@@ -235,11 +235,15 @@ pub enum ShellPolicyViolation {
         /// The builtin (`read`, `export`, `printf -v`, …).
         name: String,
     },
-    /// Compound syntax: a variable an earlier command of the line can set.
+    /// A variable whose value the command line itself wrote: bash's
+    /// `$BASH_EXECUTION_STRING` and `$BASH_COMMAND` (both syntaxes), and
+    /// in compound lines `$_` and, after a `cd`, `$PWD` and `$OLDPWD`.
     #[error(
-        "`${name}` is not allowed in this command line: an earlier command of the same line can \
-         set it (`$_` is the previous command's last argument; `cd` changes `$PWD` and \
-         `$OLDPWD`), so the shell policy cannot know its value; write the value out"
+        "`${name}` is not allowed in this command line: its value is text the command line \
+         itself wrote (bash's `$BASH_EXECUTION_STRING` and `$BASH_COMMAND` hold the command, \
+         `$_` the previous command's last argument, and `cd` changes `$PWD` and `$OLDPWD`), \
+         which the shell would split into words the shell policy never checked; write the \
+         value out"
     )]
     ShellStateVariable {
         /// The variable's name.
