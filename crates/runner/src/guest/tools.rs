@@ -114,3 +114,18 @@ fn shell_backend(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compound_lines_may_reach_the_users_workspace_from_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = Workspace::open(&dir.path().join("alice")).unwrap();
+        let shell = shell_workspace(&workspace);
+        let shared = workspace.mount_dir(Mount::Shared);
+        assert_eq!(shell.working_dir(), shared);
+        assert_eq!(Some(shell.root()), shared.parent());
+    }
+}
