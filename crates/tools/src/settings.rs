@@ -3,18 +3,45 @@
 use std::time::Duration;
 
 use sandbox::egress::{EgressConfigError, EgressException};
-use sandbox::shell_policy::ShellPolicy;
+use sandbox::shell_policy::{ShellPolicy, ShellSyntax, ShellWorkspace};
 use types::config::{SearchConfig, ShellToolConfig, WebToolConfig};
 use types::protocol::bootstrap::EgressPolicy;
 use types::{SecretString, ToolError};
 
+use crate::shell::ShellBackend;
 use crate::web::{SearchBackend, SsrfGuard, WebConfig};
 
-/// The shell policy: the configured allowlist, or the built-in one.
-pub fn shell_policy(config: &ShellToolConfig) -> ShellPolicy {
-    match &config.allowlist {
+/// The shell policy in front of `backend`: the configured allowlist (or
+/// the built-in one) and syntax, where `workspace` says where `cd` and
+/// redirections of compound lines may lead.
+pub fn shell_policy(
+    config: &ShellToolConfig,
+    backend: &ShellBackend,
+    workspace: ShellWorkspace,
+) -> ShellPolicy {
+    let policy = match &config.allowlist {
         Some(allowlist) => ShellPolicy::new(allowlist.iter().cloned()),
         None => ShellPolicy::default(),
+    };
+    match config
+        .syntax
+        .unwrap_or_else(|| default_shell_syntax(backend))
+    {
+        ShellSyntax::Strict => policy,
+        ShellSyntax::Compound => policy.compound(workspace),
+    }
+}
+
+/// The syntax when `tools.shell.syntax` is unset. A shell-daemon session
+/// runs in the sandbox (a container sidecar or a microVM), which contains
+/// whatever a command does, so models get the pipelines and lists they
+/// write anyway. The host shell of development mode has nothing around it
+/// but the policy, so it keeps one program per call unless the operator
+/// asks for more.
+fn default_shell_syntax(backend: &ShellBackend) -> ShellSyntax {
+    match backend {
+        ShellBackend::Session(_) => ShellSyntax::Compound,
+        ShellBackend::Host(_) | ShellBackend::Disabled => ShellSyntax::Strict,
     }
 }
 
@@ -85,16 +112,58 @@ pub fn search_backend(
 mod tests {
     use super::*;
 
+    fn workspace() -> ShellWorkspace {
+        ShellWorkspace::new("/workspace", "/workspace/shared")
+    }
+
     #[test]
     fn shell_allowlist_defaults_and_overrides() {
-        let default = shell_policy(&ShellToolConfig::default());
+        let host = ShellBackend::Host("/workspace/shared".into());
+        let default = shell_policy(&ShellToolConfig::default(), &host, workspace());
         assert!(default.allowed_programs().any(|p| p == "grep"));
-        let custom = shell_policy(&ShellToolConfig {
-            allowlist: Some(vec!["ls".into()]),
-            ..ShellToolConfig::default()
-        });
+        let custom = shell_policy(
+            &ShellToolConfig {
+                allowlist: Some(vec!["ls".into()]),
+                ..ShellToolConfig::default()
+            },
+            &host,
+            workspace(),
+        );
         assert_eq!(custom.allowed_programs().collect::<Vec<_>>(), ["ls"]);
         assert!(custom.check("cat x").is_err());
+    }
+
+    #[test]
+    fn shell_syntax_defaults_to_compound_only_in_the_sandbox() {
+        let session = ShellBackend::Session(std::sync::Arc::new(
+            crate::shell::HostShellSession::new("/workspace/shared".into()),
+        ));
+        let host = ShellBackend::Host("/workspace/shared".into());
+        let syntax = |backend: &ShellBackend, configured| {
+            let config = ShellToolConfig {
+                syntax: configured,
+                ..ShellToolConfig::default()
+            };
+            shell_policy(&config, backend, workspace()).syntax()
+        };
+        assert_eq!(syntax(&session, None), ShellSyntax::Compound);
+        assert_eq!(syntax(&host, None), ShellSyntax::Strict);
+        assert_eq!(syntax(&ShellBackend::Disabled, None), ShellSyntax::Strict);
+        // The operator's choice wins either way.
+        assert_eq!(
+            syntax(&session, Some(ShellSyntax::Strict)),
+            ShellSyntax::Strict
+        );
+        assert_eq!(
+            syntax(&host, Some(ShellSyntax::Compound)),
+            ShellSyntax::Compound
+        );
+        let compound = shell_policy(&ShellToolConfig::default(), &session, workspace());
+        assert!(compound.check("cd /workspace && ls | wc -l").is_ok());
+        assert_eq!(
+            compound.workspace().map(ShellWorkspace::root),
+            Some(std::path::Path::new("/workspace"))
+        );
     }
 
     #[test]

@@ -201,8 +201,9 @@ struct ExecArgs {
 #[derive(Debug)]
 pub struct ShellExecTool {
     session: Arc<dyn ShellSession>,
-    /// The allowlist, shown in the description so the model knows it.
-    allowed_programs: Vec<String>,
+    /// What the policy in front of the tool accepts, told to the model in
+    /// the description so it writes commands that pass.
+    description: String,
     /// The longest `timeout_secs` a call may ask for.
     max_timeout: Duration,
 }
@@ -211,7 +212,7 @@ impl ShellExecTool {
     pub fn new(session: Arc<dyn ShellSession>, policy: &ShellPolicy) -> Self {
         Self {
             session,
-            allowed_programs: policy.allowed_programs().map(str::to_owned).collect(),
+            description: description(policy),
             max_timeout: MAX_COMMAND_TIMEOUT,
         }
     }
@@ -220,6 +221,22 @@ impl ShellExecTool {
     pub fn with_max_timeout(mut self, max_timeout: Duration) -> Self {
         self.max_timeout = max_timeout.max(Duration::from_secs(1));
         self
+    }
+}
+
+/// The tool description for the syntax and allowlist `policy` enforces.
+fn description(policy: &ShellPolicy) -> String {
+    let allowed = policy.allowed_programs().collect::<Vec<_>>().join(", ");
+    // Only the compound syntax has a workspace.
+    match policy.workspace() {
+        Some(workspace) => format!(
+            "Run a command line in the sandboxed shell (working directory {}). Pipes (`|`), lists (`&&`, `||`, `;`), `cd DIR` and redirections to files under {} (`> out.txt`, `>> log.txt`, `< in.txt`, `2>&1`, `2> /dev/null`) are allowed; every program in the line must be allowed, and one refused command refuses the whole line. No command substitution, subshells, background jobs (`&`), here-documents or line breaks. Allowed programs: {allowed}.",
+            workspace.working_dir().display(),
+            workspace.root().display(),
+        ),
+        None => format!(
+            "Run one command in the sandboxed shell (working directory /shared). No pipes, chaining, redirection or substitution: one program per call. Allowed programs: {allowed}."
+        ),
     }
 }
 
@@ -247,10 +264,7 @@ impl Tool for ShellExecTool {
     fn schema(&self) -> FunctionDecl {
         FunctionDecl {
             name: "shell_exec".into(),
-            description: format!(
-                "Run one command in the sandboxed shell (working directory /shared). No pipes, chaining, redirection or substitution: one program per call. Allowed programs: {}.",
-                self.allowed_programs.join(", ")
-            ),
+            description: self.description.clone(),
             parameters: JsonSchema::object(
                 BTreeMap::from([
                     (

@@ -330,6 +330,39 @@ fn wrong_value_types_name_key_and_source() {
 }
 
 #[test]
+fn an_unknown_shell_syntax_names_key_source_and_choices() {
+    // `tools.shell.syntax` decides how much shell syntax the model gets; a
+    // typo must stop the start-up rather than fall back to a default.
+    let layers = Layers::new();
+    let path = layers.write(USER, "agent.toml", "[tools.shell]\nsyntax = \"bash\"\n");
+    let err = layers.load().unwrap_err().to_string();
+    for needle in [
+        "'tools.shell.syntax'",
+        &path.display().to_string(),
+        "bash",
+        "strict",
+        "compound",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    let err = Layers::new()
+        .load_with_env(&[("OXYDRA__TOOLS__SHELL__SYNTAX", "pipes")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("OXYDRA__TOOLS__SHELL__SYNTAX") && err.contains("compound"),
+        "{err}"
+    );
+    let loaded = Layers::new()
+        .load_with_env(&[("OXYDRA__TOOLS__SHELL__SYNTAX", "compound")])
+        .unwrap();
+    assert_eq!(
+        loaded.config.tools.shell.syntax,
+        Some(types::config::ShellSyntax::Compound)
+    );
+}
+
+#[test]
 fn broken_toml_names_the_file() {
     let layers = Layers::new();
     let path = layers.write(WORKSPACE, "agent.toml", "[runtime\nmax_turns = 1\n");

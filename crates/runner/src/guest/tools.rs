@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandbox::scrub::Scrubber;
+use sandbox::shell_policy::ShellWorkspace;
 use sandbox::{FileRunner, LazyWasmRunner, WasmRunnerConfig, Workspace};
 use tools::file::register_file_tools;
 use tools::shell::{ShellBackend, ShellDaemonEndpoint, VsockShellSession, register_shell_tool};
@@ -64,10 +65,12 @@ pub fn build_registry(
     }
 
     if let Some(backend) = shell_backend(envelope, workspace) {
+        let policy =
+            settings::shell_policy(&config.tools.shell, &backend, shell_workspace(workspace));
         register_shell_tool(
             &mut registry,
             backend,
-            settings::shell_policy(&config.tools.shell),
+            policy,
             Duration::from_secs(config.tools.shell.max_timeout_secs),
         )
         .map_err(|e| tool_error("shell_exec", e.to_string()))?;
@@ -79,6 +82,16 @@ pub fn build_registry(
         }
     }
     Ok(registry)
+}
+
+/// Where compound shell lines may `cd` and redirect to. Every shell starts
+/// in the workspace's `shared` directory (the host directory in host mode;
+/// `/workspace/shared` in the container sidecar, whose only mount it is)
+/// and may reach the user's workspace around it, whose root is `shared`'s
+/// parent in every tier (`/workspace` in a container).
+fn shell_workspace(workspace: &Workspace) -> ShellWorkspace {
+    let shared = workspace.mount_dir(Mount::Shared);
+    ShellWorkspace::new(shared.parent().unwrap_or(shared), shared)
 }
 
 /// Where `shell_exec` runs, or `None` when it must not exist.
@@ -105,5 +118,20 @@ fn shell_backend(
                 SHELL_SESSION_ID,
             ))))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compound_lines_may_reach_the_users_workspace_from_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = Workspace::open(&dir.path().join("alice")).unwrap();
+        let shell = shell_workspace(&workspace);
+        let shared = workspace.mount_dir(Mount::Shared);
+        assert_eq!(shell.working_dir(), shared);
+        assert_eq!(Some(shell.root()), shared.parent());
     }
 }

@@ -302,6 +302,7 @@ mod tests {
                     text: text.to_owned(),
                     literal: !splits,
                     splits,
+                    variables: Vec::new(),
                 }
             })
             .collect()

@@ -8,10 +8,12 @@
 //! Programs are recognised by basename family, so an operator who allows
 //! `gawk`, `gtar` or `python3.12` gets the same checks.
 
+use std::path::Path;
+
 use super::options::{self, Name, ParseError, Parsed, Syntax, UnknownLong, Value};
 use super::scripts::{self, SedProblem};
 use super::syntax::Word;
-use super::{ArgumentEscape, ShellPolicy, ShellPolicyViolation, git};
+use super::{ArgumentEscape, ShellPolicy, ShellPolicyViolation, compound, git};
 
 /// A refused argument.
 #[derive(Debug)]
@@ -104,7 +106,7 @@ pub(super) fn check(
         Family::Ripgrep => blocked(args, &RIPGREP),
         Family::Curl => blocked(args, &CURL),
         Family::Wget => wget(args),
-        Family::Make => blocked(args, &MAKE),
+        Family::Make => make(args),
         Family::Cargo => cargo(args),
         Family::Npm => npm(args),
         Family::Pnpm => pnpm(args),
@@ -264,7 +266,12 @@ fn awk(args: &[Word]) -> Outcome {
                     awk_program(&opt.word.text, value)?;
                 }
             }
-            Name::Short('f' | 'E') | Name::Long("file" | "exec") => program_given = true,
+            Name::Short('f' | 'E') | Name::Long("file" | "exec") => {
+                program_given = true;
+                if let Some(value) = opt.value.filter(|value| reads_standard_input(value.text)) {
+                    return Err(hit(value.text, ArgumentEscape::InlineCode));
+                }
+            }
             Name::Short(_) | Name::Long(_) => {}
         }
     }
@@ -309,6 +316,11 @@ fn sed(args: &[Word]) -> Outcome {
         match (opt.name, opt.value) {
             (Name::Short('e') | Name::Long("expression"), Some(value)) => {
                 fragments.push((opt.word.text.as_str(), value));
+            }
+            (Name::Short('f') | Name::Long("file"), Some(value))
+                if reads_standard_input(value.text) =>
+            {
+                return Err(hit(value.text, ArgumentEscape::InlineCode));
             }
             (Name::Short('f') | Name::Long("file"), _) => from_file = true,
             _ => {}
@@ -378,11 +390,40 @@ fn python(args: &[Word]) -> Outcome {
     script_operand(&parsed, informational)
 }
 
-/// An interpreter's script operand: a file. `-`, or none at all, means
-/// code from standard input (or an interactive prompt).
+/// Whether a script or makefile named `path` is the program's standard
+/// input: `-`, `/dev/stdin`, or a descriptor under `/dev/fd` or
+/// `/proc/*/fd`. In a pipeline that is the previous command's output
+/// (`curl … | python3 /dev/stdin`), which is inline code with the pipe in
+/// the middle; on its own, standard input is empty.
+fn reads_standard_input(path: &str) -> bool {
+    if path == "-" {
+        return true;
+    }
+    let path = Path::new(path);
+    if !path.is_absolute() {
+        return false;
+    }
+    let normal = compound::normalise(path);
+    let mut components = normal
+        .iter()
+        .skip(1)
+        .map(|part| part.to_str().unwrap_or(""));
+    match (components.next(), components.next(), components.next()) {
+        (Some("dev"), Some("stdin" | "fd"), _) => true,
+        (Some("proc"), Some(_), Some("fd")) => true,
+        (Some("proc"), Some(_), Some("task")) => components.nth(1) == Some("fd"),
+        _ => false,
+    }
+}
+
+/// An interpreter's script operand: a file. `-` or standard input by
+/// another name, or none at all, means code from standard input (or an
+/// interactive prompt).
 fn script_operand(parsed: &Parsed<'_>, no_script_needed: bool) -> Outcome {
     match parsed.operands.first() {
-        Some((_, word)) if word.text == "-" => Err(hit("-", ArgumentEscape::InlineCode)),
+        Some((_, word)) if reads_standard_input(&word.text) => {
+            Err(hit(&word.text, ArgumentEscape::InlineCode))
+        }
         Some(_) => Ok(()),
         None if no_script_needed => Ok(()),
         None => Err(hit("", ArgumentEscape::InlineCode)),
@@ -431,7 +472,8 @@ fn node(args: &[Word]) -> Outcome {
             // `--import 'data:text/javascript,…'` is inline code.
             Name::Short('r')
             | Name::Long("require" | "import" | "loader" | "experimental-loader")
-                if value.trim_start().to_ascii_lowercase().starts_with("data:") =>
+                if value.trim_start().to_ascii_lowercase().starts_with("data:")
+                    || reads_standard_input(value) =>
             {
                 return Err(hit(value, ArgumentEscape::InlineCode));
             }
@@ -515,6 +557,36 @@ const MAKE: Rule = Rule {
     value_letters: "CfIjloOW",
     escape: ArgumentEscape::InlineCode,
 };
+
+/// `make --eval` and a makefile read from standard input (`-f -`).
+fn make(args: &[Word]) -> Outcome {
+    blocked(args, &MAKE)?;
+    let mut words = args.iter().take_while(|word| word.text != "--");
+    while let Some(word) = words.next() {
+        let text = word.text.as_str();
+        let attached = if ["file", "makefile"]
+            .iter()
+            .any(|name| options::is_long(text, name))
+        {
+            text.split_once('=').map(|(_, value)| value)
+        } else if options::cluster_has(text, 'f', MAKE.value_letters) {
+            // The rest of the cluster after `f`, if any, is its value.
+            text.split_once('f')
+                .map(|(_, rest)| rest)
+                .filter(|rest| !rest.is_empty())
+        } else {
+            continue;
+        };
+        let value = match attached {
+            Some(value) => value,
+            None => words.next().map_or("", |next| next.text.as_str()),
+        };
+        if reads_standard_input(value) {
+            return Err(hit(text, ArgumentEscape::InlineCode));
+        }
+    }
+    Ok(())
+}
 
 fn cargo(args: &[Word]) -> Outcome {
     blocked(
@@ -658,6 +730,24 @@ mod tests {
         assert_eq!(Family::of("pythonista"), None);
         assert_eq!(Family::of("gawk"), Some(Family::Awk));
         assert_eq!(Family::of("ls"), None);
+    }
+
+    #[test]
+    fn standard_input_by_any_name() {
+        for path in [
+            "-",
+            "/dev/stdin",
+            "/dev/fd/0",
+            "/dev//./stdin",
+            "/proc/self/fd/0",
+            "/proc/1/task/1/fd/0",
+            "/proc/thread-self/fd/0",
+        ] {
+            assert!(reads_standard_input(path), "{path}");
+        }
+        for path in ["x.py", "dev/stdin", "/dev/null", "/proc/self/status", "--"] {
+            assert!(!reads_standard_input(path), "{path}");
+        }
     }
 
     #[test]

@@ -7,13 +7,28 @@
 //! still expand. The scan produces the words with quotes removed, which must
 //! equal what `shell_words` produces, plus whether the shell will still
 //! change each word (a variable, a leading `~`, a wildcard).
+//!
+//! With the strict syntax every unquoted operator is refused where it is
+//! found. With the compound syntax the scan also returns the control
+//! operators (`|`, `&&`, `||`, `;`) and the redirection operators it
+//! accepts as tokens, each with its place in the line; `compound` puts them
+//! together into simple commands. This is a small hand-written tokenizer on
+//! purpose: no maintained crate parses POSIX `sh` into an AST with the
+//! guarantee needed here, that every construct it does not model is
+//! refused rather than skipped.
 
-use std::iter::{Enumerate, Peekable};
-use std::str::Chars;
+use std::iter::Peekable;
+use std::ops::Range;
+use std::str::CharIndices;
 
-use super::{Operator, Quote, ShellPolicyViolation as Violation, Substitution};
+use types::config::ShellSyntax;
 
-type Input<'a> = Peekable<Enumerate<Chars<'a>>>;
+use super::{
+    Connector, Operator, Quote, RedirectKind, RedirectionProblem,
+    ShellPolicyViolation as Violation, Substitution,
+};
+
+type Input<'a> = Peekable<CharIndices<'a>>;
 
 /// Longest expansion quoted back in a message.
 const MAX_QUOTED_EXPANSION_CHARS: usize = 40;
@@ -30,6 +45,30 @@ pub(super) struct Word {
     /// Whether the shell may turn the word into several (an unquoted
     /// wildcard or `$NAME`), shifting the position of every later word.
     pub(super) splits: bool,
+    /// The variables (and special parameters) the word expands, in or out
+    /// of double quotes.
+    pub(super) variables: Vec<String>,
+}
+
+/// One token of the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Token {
+    Word(Word),
+    /// `|`, `&&`, `||` or `;` (compound syntax only).
+    Connector {
+        connector: Connector,
+        /// Where the operator is in the line (bytes).
+        span: Range<usize>,
+    },
+    /// A redirection operator; its target is the next word (compound
+    /// syntax only).
+    Redirect {
+        /// The descriptor written before the operator (`2>`), if any.
+        fd: Option<u8>,
+        kind: RedirectKind,
+        /// The descriptor and the operator in the line (bytes).
+        span: Range<usize>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -37,7 +76,10 @@ struct WordBuilder {
     text: String,
     /// A word exists even if empty (`''`).
     started: bool,
+    /// Some of it was quoted or escaped (so it cannot be a descriptor).
+    quoted: bool,
     expands: bool,
+    variables: Vec<String>,
     /// An unquoted `$NAME` (field splitting applies).
     unquoted_expansion: bool,
     /// Byte offset in `text` of the first unquoted `*`, `?` or `[`.
@@ -51,9 +93,10 @@ struct WordBuilder {
 }
 
 impl WordBuilder {
-    fn expanded(&mut self, in_double_quotes: bool) {
+    fn expanded(&mut self, name: &str, in_double_quotes: bool) {
         self.expands = true;
         self.unquoted_expansion |= !in_double_quotes;
+        self.variables.push(name.to_owned());
     }
 
     fn push(&mut self, c: char) {
@@ -62,7 +105,7 @@ impl WordBuilder {
     }
 
     /// Ends the current word, if any, checking the rules that need it whole.
-    fn finish(&mut self, words: &mut Vec<Word>) -> Result<(), Violation> {
+    fn finish(&mut self, tokens: &mut Vec<Token>) -> Result<(), Violation> {
         let word = std::mem::take(self);
         if !word.started {
             return Ok(());
@@ -79,68 +122,94 @@ impl WordBuilder {
                 return Err(Violation::UnanchoredWildcard { word: word.text });
             }
         }
-        words.push(Word {
+        tokens.push(Token::Word(Word {
             literal: !word.expands && word.wildcard_at.is_none(),
             splits: word.unquoted_expansion || word.wildcard_at.is_some(),
             text: word.text,
-        });
+            variables: word.variables,
+        }));
         Ok(())
+    }
+
+    /// Before a redirection operator: a lone unquoted digit is the
+    /// descriptor it applies to, and is taken out of the word list. bash
+    /// and dash disagree on longer numbers (bash: a descriptor, dash: an
+    /// argument) and on bash's `{name}>`, so both are refused. Any other
+    /// word simply ends before the operator (`echo hi>out`).
+    fn take_descriptor(
+        &mut self,
+        tokens: &mut Vec<Token>,
+        operator: &str,
+    ) -> Result<Option<u8>, Violation> {
+        let plain = self.started && !self.quoted && !self.expands && self.wildcard_at.is_none();
+        if plain && !self.text.is_empty() && self.text.bytes().all(|b| b.is_ascii_digit()) {
+            if let [digit] = self.text.as_bytes() {
+                let fd = digit - b'0';
+                *self = Self::default();
+                return Ok(Some(fd));
+            }
+            return Err(unsupported_redirection(
+                format!("{}{operator}", self.text),
+                RedirectionProblem::LongDescriptor,
+            ));
+        }
+        if self.started && self.text.starts_with('{') && self.text.ends_with('}') {
+            return Err(unsupported_redirection(
+                format!("{}{operator}", self.text),
+                RedirectionProblem::NamedDescriptor,
+            ));
+        }
+        self.finish(tokens)?;
+        Ok(None)
     }
 }
 
-/// Splits `command` into words, refusing every construct that would make
-/// `sh -c` do more than run one program with these words.
-pub(super) fn scan(command: &str) -> Result<Vec<Word>, Violation> {
+fn unsupported_redirection(redirection: String, problem: RedirectionProblem) -> Violation {
+    Violation::UnsupportedRedirection {
+        redirection,
+        problem,
+    }
+}
+
+/// Splits `command` into tokens, refusing every construct that would make
+/// `sh -c` do more than `syntax` allows: with the strict syntax, run one
+/// program with these words (every token is a word); with the compound
+/// syntax, run simple commands joined by pipes and lists, with
+/// redirections.
+pub(super) fn scan(command: &str, syntax: ShellSyntax) -> Result<Vec<Token>, Violation> {
     if command.contains('\0') {
         return Err(Violation::NulByte);
     }
     if command.contains('\r') {
         return Err(Violation::LineBreak);
     }
-    let mut words = Vec::new();
+    let mut tokens = Vec::new();
     let mut word = WordBuilder::default();
-    let mut input = command.chars().enumerate().peekable();
-    while let Some((position, c)) = input.next() {
+    let mut input = command.char_indices().peekable();
+    while let Some((at, c)) = input.next() {
         let mut dot = false;
         match c {
-            ' ' | '\t' => word.finish(&mut words)?,
+            ' ' | '\t' => word.finish(&mut tokens)?,
             '\n' => return Err(Violation::LineBreak),
-            '\'' => single_quoted(&mut input, &mut word, position)?,
-            '"' => double_quoted(&mut input, &mut word, position)?,
-            '\\' => match input.next() {
-                None => word.push('\\'),
-                Some((_, '\n')) => return Err(Violation::LineBreak),
-                Some((_, escaped)) => word.push(escaped),
-            },
+            '\'' => single_quoted(&mut input, &mut word, command, at)?,
+            '"' => double_quoted(&mut input, &mut word, command, at)?,
+            '\\' => {
+                word.quoted = true;
+                match input.next() {
+                    None => word.push('\\'),
+                    Some((_, '\n')) => return Err(Violation::LineBreak),
+                    Some((_, escaped)) => word.push(escaped),
+                }
+            }
             '#' if !word.started => return Err(Violation::Comment),
-            ';' => return Err(operator(Operator::Semicolon)),
-            '&' => {
-                return Err(operator(match input.peek() {
-                    Some((_, '&')) => Operator::And,
-                    Some((_, '>')) => Operator::RedirectOut,
-                    _ => Operator::Background,
-                }));
-            }
-            '|' => {
-                let or = matches!(input.peek(), Some((_, '|')));
-                return Err(operator(if or { Operator::Or } else { Operator::Pipe }));
-            }
-            '>' => {
-                let append = matches!(input.peek(), Some((_, '>')));
-                return Err(operator(if append {
-                    Operator::Append
-                } else {
-                    Operator::RedirectOut
-                }));
-            }
-            '<' => {
-                let here = matches!(input.peek(), Some((_, '<')));
-                return Err(operator(if here {
-                    Operator::HereDoc
-                } else {
-                    Operator::RedirectIn
-                }));
-            }
+            ';' | '&' | '|' | '>' | '<' => match syntax {
+                ShellSyntax::Strict => {
+                    return Err(strict_operator(c, input.peek().map(|&(_, next)| next)));
+                }
+                ShellSyntax::Compound => {
+                    compound_operator(c, at, &mut input, &mut word, &mut tokens)?;
+                }
+            },
             '(' | ')' => return Err(operator(Operator::Parenthesis)),
             '`' => {
                 return Err(Violation::CommandSubstitution {
@@ -176,26 +245,151 @@ pub(super) fn scan(command: &str) -> Result<Vec<Word>, Violation> {
         }
         word.after_dot = dot;
     }
-    word.finish(&mut words)?;
-    Ok(words)
+    word.finish(&mut tokens)?;
+    Ok(tokens)
+}
+
+/// The strict syntax refuses every unquoted `; & | > <`, naming the
+/// operator `c` (followed by `next`) starts.
+fn strict_operator(c: char, next: Option<char>) -> Violation {
+    operator(match (c, next) {
+        (';', _) => Operator::Semicolon,
+        ('&', Some('&')) => Operator::And,
+        ('&', Some('>')) => Operator::RedirectOut,
+        ('&', _) => Operator::Background,
+        ('|', Some('|')) => Operator::Or,
+        ('|', _) => Operator::Pipe,
+        ('>', Some('>')) => Operator::Append,
+        ('>', _) => Operator::RedirectOut,
+        ('<', Some('<')) => Operator::HereDoc,
+        (_, _) => Operator::RedirectIn,
+    })
+}
+
+/// The compound syntax turns `|`, `&&`, `||`, `;` and the accepted
+/// redirections into tokens, and refuses background jobs and the operators
+/// that bash and dash read differently.
+fn compound_operator(
+    c: char,
+    at: usize,
+    input: &mut Input<'_>,
+    word: &mut WordBuilder,
+    tokens: &mut Vec<Token>,
+) -> Result<(), Violation> {
+    let next = input.peek().map(|&(_, next)| next);
+    let connector = match (c, next) {
+        (';', _) => Connector::Semicolon,
+        ('&', Some('&')) => Connector::And,
+        // bash: both outputs to a file; dash: a background job, then `>`.
+        ('&', Some('>')) => return Err(operator(Operator::RedirectBoth)),
+        ('&', _) => return Err(operator(Operator::Background)),
+        ('|', Some('|')) => Connector::Or,
+        // bash: `2>&1 |`; dash: a syntax error.
+        ('|', Some('&')) => return Err(operator(Operator::PipeStderr)),
+        ('|', _) => Connector::Pipe,
+        (_, _) => return redirection(c, at, next, input, word, tokens),
+    };
+    word.finish(tokens)?;
+    let len = match connector {
+        Connector::And | Connector::Or => {
+            input.next();
+            2
+        }
+        Connector::Pipe | Connector::Semicolon => 1,
+    };
+    tokens.push(Token::Connector {
+        connector,
+        span: at..at + len,
+    });
+    Ok(())
+}
+
+/// A redirection starting with `c` (`>` or `<`) at byte `at`.
+fn redirection(
+    c: char,
+    at: usize,
+    next: Option<char>,
+    input: &mut Input<'_>,
+    word: &mut WordBuilder,
+    tokens: &mut Vec<Token>,
+) -> Result<(), Violation> {
+    let (kind, len) = match (c, next) {
+        ('>', Some('>')) => (RedirectKind::Append, 2),
+        ('>', Some('&')) => (RedirectKind::DuplicateOutput, 2),
+        ('>', Some('|')) => return Err(operator(Operator::Clobber)),
+        ('<', Some('<')) => return Err(operator(Operator::HereDoc)),
+        ('<', Some('&')) => (RedirectKind::DuplicateInput, 2),
+        ('<', Some('>')) => return Err(operator(Operator::ReadWrite)),
+        (_, Some('(')) => return Err(operator(Operator::ProcessSubstitution)),
+        ('>', _) => (RedirectKind::Output, 1),
+        (_, _) => (RedirectKind::Input, 1),
+    };
+    let fd = word.take_descriptor(tokens, kind.operator())?;
+    if len == 2 {
+        input.next();
+    }
+    // A descriptor is one unquoted ASCII digit right before the operator.
+    let start = if fd.is_some() { at - 1 } else { at };
+    tokens.push(Token::Redirect {
+        fd,
+        kind,
+        span: start..at + len,
+    });
+    Ok(())
+}
+
+/// Every raw stretch of `command` between two operator tokens must split,
+/// with `shell_words`, into exactly the words the scan found there: two
+/// independent tokenisers agree, or a quoting construct one of them
+/// misreads could hide an argument from the checks. With the strict
+/// syntax the stretch is the whole line.
+pub(super) fn words_agree(command: &str, tokens: &[Token]) -> Result<(), Violation> {
+    let mut stretch_start = 0;
+    let mut words: Vec<&str> = Vec::new();
+    let ends = tokens.iter().map(Some).chain(std::iter::once(None));
+    for token in ends {
+        let operator = match token {
+            Some(Token::Word(word)) => {
+                words.push(&word.text);
+                continue;
+            }
+            Some(Token::Connector { span, .. } | Token::Redirect { span, .. }) => span.clone(),
+            None => command.len()..command.len(),
+        };
+        let split = shell_words::split(&command[stretch_start..operator.start])
+            .map_err(|_| Violation::Unparseable)?;
+        if split.len() != words.len() || split.iter().zip(&words).any(|(a, b)| a != b) {
+            return Err(Violation::Unparseable);
+        }
+        words.clear();
+        stretch_start = operator.end;
+    }
+    Ok(())
 }
 
 fn operator(operator: Operator) -> Violation {
     Violation::Operator { operator }
 }
 
+/// 1-based character position of byte `at` in `command`, for messages.
+fn position(command: &str, at: usize) -> usize {
+    command[..at].chars().count() + 1
+}
+
 fn single_quoted(
     input: &mut Input<'_>,
     word: &mut WordBuilder,
+    command: &str,
     at: usize,
 ) -> Result<(), Violation> {
     word.started = true;
+    word.quoted = true;
     loop {
         match input.next() {
             None => {
                 return Err(Violation::UnbalancedQuote {
                     quote: Quote::Single,
-                    position: at + 1,
+                    position: position(command, at),
                 });
             }
             Some((_, '\'')) => return Ok(()),
@@ -207,19 +401,21 @@ fn single_quoted(
 fn double_quoted(
     input: &mut Input<'_>,
     word: &mut WordBuilder,
+    command: &str,
     at: usize,
 ) -> Result<(), Violation> {
-    let unbalanced = Violation::UnbalancedQuote {
+    let unbalanced = || Violation::UnbalancedQuote {
         quote: Quote::Double,
-        position: at + 1,
+        position: position(command, at),
     };
     word.started = true;
+    word.quoted = true;
     loop {
         match input.next() {
-            None => return Err(unbalanced),
+            None => return Err(unbalanced()),
             Some((_, '"')) => return Ok(()),
             Some((_, '\\')) => match input.next() {
-                None => return Err(unbalanced),
+                None => return Err(unbalanced()),
                 // A line continuation: removed by `sh` and `shell_words`.
                 Some((_, '\n')) => {}
                 Some((_, c @ ('$' | '`' | '"' | '\\'))) => word.push(c),
@@ -278,25 +474,27 @@ fn dollar(
             if !(is_name(&inner) || is_special_parameter(&inner)) {
                 return Err(unsupported(format!("${{{inner}}}")));
             }
-            word.expanded(in_double_quotes);
+            word.expanded(&inner, in_double_quotes);
             word.push('{');
             inner.chars().for_each(|c| word.push(c));
             word.push('}');
             Ok(())
         }
         c if c.is_ascii_alphabetic() || c == '_' => {
-            word.expanded(in_double_quotes);
+            let mut name = String::new();
             while let Some(&(_, c)) = input.peek() {
                 if !(c.is_ascii_alphanumeric() || c == '_') {
                     break;
                 }
+                name.push(c);
                 word.push(c);
                 input.next();
             }
+            word.expanded(&name, in_double_quotes);
             Ok(())
         }
         c if is_special_parameter(c.encode_utf8(&mut [0; 4])) => {
-            word.expanded(in_double_quotes);
+            word.expanded(c.encode_utf8(&mut [0; 4]), in_double_quotes);
             word.push(c);
             input.next();
             Ok(())
@@ -335,8 +533,20 @@ fn is_special_parameter(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The strict scan's words (every token is one).
+    fn strict(command: &str) -> Result<Vec<Word>, Violation> {
+        let tokens = scan(command, ShellSyntax::Strict)?;
+        Ok(tokens
+            .into_iter()
+            .map(|token| match token {
+                Token::Word(word) => word,
+                other => panic!("strict scan returned {other:?}"),
+            })
+            .collect())
+    }
+
     fn texts(command: &str) -> Vec<String> {
-        scan(command)
+        strict(command)
             .unwrap()
             .into_iter()
             .map(|word| word.text)
@@ -344,7 +554,7 @@ mod tests {
     }
 
     fn refused(command: &str) -> Violation {
-        scan(command).expect_err(command)
+        strict(command).expect_err(command)
     }
 
     #[test]
@@ -382,7 +592,7 @@ mod tests {
             "echo 'a; b && c'",
             r"echo a\&\&b",
         ] {
-            assert!(scan(quoted).is_ok(), "{quoted}");
+            assert!(strict(quoted).is_ok(), "{quoted}");
         }
         let cases = [
             ("a && b", Operator::And),
@@ -427,12 +637,12 @@ mod tests {
                 }
             );
         }
-        assert!(scan("echo '$(id)' '`id`' \\$\\(id\\)").is_ok());
+        assert!(strict("echo '$(id)' '`id`' \\$\\(id\\)").is_ok());
     }
 
     #[test]
     fn only_plain_variables_expand() {
-        let words = scan(r#"echo $HOME "${USER}" $1 $$ cost$ "$'x" '$(x)'"#).unwrap();
+        let words = strict(r#"echo $HOME "${USER}" $1 $$ cost$ "$'x" '$(x)'"#).unwrap();
         let literal: Vec<bool> = words.iter().map(|word| word.literal).collect();
         assert_eq!(
             literal,
@@ -479,7 +689,7 @@ mod tests {
         assert_eq!(refused("ls 'a\rb'"), Violation::LineBreak);
         assert_eq!(refused("ls\0"), Violation::NulByte);
         assert_eq!(refused("grep -rn #include ."), Violation::Comment);
-        assert!(scan("grep -rn '#include' a#b").is_ok());
+        assert!(strict("grep -rn '#include' a#b").is_ok());
     }
 
     #[test]
@@ -491,7 +701,7 @@ mod tests {
             "ls ~/x/*",
             "find . -name '*.rs'",
         ] {
-            assert!(scan(anchored).is_ok(), "{anchored}");
+            assert!(strict(anchored).is_ok(), "{anchored}");
         }
         for bare in [
             "ls *.rs",
@@ -506,7 +716,7 @@ mod tests {
                 "{bare}"
             );
         }
-        let words = scan(r#"ls ./*.rs \*.rs $HOME "$HOME" ~/x"#).unwrap();
+        let words = strict(r#"ls ./*.rs \*.rs $HOME "$HOME" ~/x"#).unwrap();
         let literal: Vec<(bool, bool)> = words
             .iter()
             .map(|word| (word.literal, word.splits))
@@ -542,7 +752,127 @@ mod tests {
             "echo {}",
             "echo a,b..",
         ] {
-            assert!(scan(command).is_ok(), "{command}");
+            assert!(strict(command).is_ok(), "{command}");
         }
+    }
+
+    fn compound(command: &str) -> Result<Vec<Token>, Violation> {
+        scan(command, ShellSyntax::Compound)
+    }
+
+    fn word(text: &str) -> Token {
+        Token::Word(Word {
+            text: text.to_owned(),
+            literal: true,
+            splits: false,
+            variables: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn compound_operators_become_tokens_with_their_place() {
+        let tokens = compound("make 2>&1 | tee a.log&&ls>x;").unwrap();
+        let expected = [
+            word("make"),
+            Token::Redirect {
+                fd: Some(2),
+                kind: RedirectKind::DuplicateOutput,
+                span: 5..8,
+            },
+            word("1"),
+            Token::Connector {
+                connector: Connector::Pipe,
+                span: 10..11,
+            },
+            word("tee"),
+            word("a.log"),
+            Token::Connector {
+                connector: Connector::And,
+                span: 21..23,
+            },
+            word("ls"),
+            Token::Redirect {
+                fd: None,
+                kind: RedirectKind::Output,
+                span: 25..26,
+            },
+            word("x"),
+            Token::Connector {
+                connector: Connector::Semicolon,
+                span: 27..28,
+            },
+        ];
+        assert_eq!(tokens, expected);
+        words_agree("make 2>&1 | tee a.log&&ls>x;", &tokens).unwrap();
+    }
+
+    #[test]
+    fn only_a_lone_unquoted_digit_is_a_descriptor() {
+        let fd = |command: &str| {
+            compound(command)
+                .unwrap()
+                .into_iter()
+                .find_map(|token| match token {
+                    Token::Redirect { fd, .. } => Some(fd),
+                    Token::Word(_) | Token::Connector { .. } => None,
+                })
+        };
+        assert_eq!(fd("ls 2>x"), Some(Some(2)));
+        assert_eq!(fd("ls 2 >x"), Some(None));
+        assert_eq!(fd("ls '2'>x"), Some(None));
+        assert_eq!(fd("ls \\2>x"), Some(None));
+        assert_eq!(fd("ls a2>x"), Some(None));
+        for (command, problem) in [
+            ("ls 10>x", RedirectionProblem::LongDescriptor),
+            ("ls {fd}>x", RedirectionProblem::NamedDescriptor),
+        ] {
+            assert!(
+                matches!(
+                    compound(command),
+                    Err(Violation::UnsupportedRedirection { problem: found, .. }) if found == problem
+                ),
+                "{command}"
+            );
+        }
+    }
+
+    #[test]
+    fn compound_refuses_what_bash_and_dash_read_differently() {
+        let cases = [
+            ("a &", Operator::Background),
+            ("a & b", Operator::Background),
+            ("a &> f", Operator::RedirectBoth),
+            ("a |& b", Operator::PipeStderr),
+            ("a >| f", Operator::Clobber),
+            ("a <> f", Operator::ReadWrite),
+            ("a <(b)", Operator::ProcessSubstitution),
+            ("a >(b)", Operator::ProcessSubstitution),
+            ("a << EOF", Operator::HereDoc),
+            ("a <<< x", Operator::HereDoc),
+            ("(a)", Operator::Parenthesis),
+            ("a; (b)", Operator::Parenthesis),
+        ];
+        for (command, expected) in cases {
+            assert_eq!(
+                compound(command),
+                Err(Violation::Operator { operator: expected }),
+                "{command}"
+            );
+        }
+        assert_eq!(compound("a;\nb"), Err(Violation::LineBreak));
+        assert_eq!(compound("a; #b"), Err(Violation::Comment));
+    }
+
+    #[test]
+    fn every_stretch_between_operators_must_split_alike() {
+        let tokens = compound("echo 'a|b' | tr a b").unwrap();
+        assert!(words_agree("echo 'a|b' | tr a b", &tokens).is_ok());
+        // A word list that does not match the line is a disagreement.
+        let mut tokens = tokens;
+        tokens[1] = word("x");
+        assert_eq!(
+            words_agree("echo 'a|b' | tr a b", &tokens),
+            Err(Violation::Unparseable)
+        );
     }
 }

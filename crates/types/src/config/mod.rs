@@ -318,6 +318,11 @@ pub struct ShellToolConfig {
     /// default list (see docs/shell-policy.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowlist: Option<Vec<String>>,
+    /// How much shell syntax a command line may use; unset means chosen by
+    /// where the shell runs: `compound` in a sandbox (container sidecar or
+    /// microVM), `strict` on the host (docs/shell-policy.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syntax: Option<ShellSyntax>,
     /// The longest `timeout_secs` a `shell_exec` call may ask for.
     pub max_timeout_secs: u64,
 }
@@ -326,9 +331,24 @@ impl Default for ShellToolConfig {
     fn default() -> Self {
         Self {
             allowlist: None,
+            syntax: None,
             max_timeout_secs: 600,
         }
     }
+}
+
+/// The shell syntax `shell_exec` accepts (`tools.shell.syntax`). Either
+/// way every program is checked against the allowlist and the argument
+/// rules; `compound` only lets several such commands share one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShellSyntax {
+    /// One simple command per call: no pipes, lists or redirections.
+    Strict,
+    /// Pipelines, `&&` / `||` / `;` lists, `cd` and redirections inside
+    /// the workspace; substitution, subshells and background jobs stay
+    /// refused.
+    Compound,
 }
 
 /// `web_fetch` / `web_search` settings.
@@ -567,7 +587,28 @@ backend = "brave"
             err.to_string().contains("unknown variant `google`"),
             "{err}"
         );
+        assert_eq!(config.tools.shell.syntax, None);
         assert_eq!(AgentConfig::default().tools.max_output_bytes, 16 * 1024);
+    }
+
+    #[test]
+    fn shell_syntax_is_a_closed_set_of_names() {
+        for (text, expected) in [
+            ("strict", ShellSyntax::Strict),
+            ("compound", ShellSyntax::Compound),
+        ] {
+            let config: AgentConfig =
+                toml::from_str(&format!("[tools.shell]\nsyntax = \"{text}\"\n")).unwrap();
+            assert_eq!(config.tools.shell.syntax, Some(expected));
+        }
+        // A typo must stop the start-up, not silently pick a default.
+        let err = toml::from_str::<AgentConfig>("[tools.shell]\nsyntax = \"bash\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown variant `bash`, expected `strict` or `compound`"),
+            "{err}"
+        );
     }
 
     #[test]
