@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use tokio_vsock::{VMADDR_CID_ANY, VMADDR_CID_LOCAL, VsockAddr, VsockListener, VsockStream};
-use tools::shell::{ShellDaemonEndpoint, ShellSession, VsockShellSession};
+use tools::shell::{ShellDaemonEndpoint, VsockShellSession};
 use types::protocol::shell::{SHELL_DAEMON_READY_PREFIX, StreamType};
 
 use crate::support::{BINARY, spawn_ready};
