@@ -254,14 +254,21 @@ pub(crate) fn pump_sse(
         let mut content_seen = false;
         loop {
             let idle_deadline = Instant::now() + timeouts.idle;
-            let (deadline, why) = if !content_seen && first_token_deadline < idle_deadline {
-                (first_token_deadline, timeouts.first_token_message())
+            let waiting_for_first = !content_seen && first_token_deadline < idle_deadline;
+            let deadline = if waiting_for_first {
+                first_token_deadline
             } else {
-                (idle_deadline, timeouts.idle_message())
+                idle_deadline
             };
             let chunk = tokio::select! {
                 _ = tx.closed() => return,
                 _ = tokio::time::sleep_until(deadline) => {
+                    // The message is written only now, never per chunk.
+                    let why = if waiting_for_first {
+                        timeouts.first_token_message()
+                    } else {
+                        timeouts.idle_message()
+                    };
                     // The receiver may be gone already; nothing to do then.
                     let _ = tx.send(StreamItem::ConnectionLost(why)).await;
                     return;
