@@ -121,6 +121,7 @@ async fn an_idle_session_is_unloaded_and_numbered_on_when_it_comes_back() {
     tokio::time::sleep(idle * 3).await;
     assert_eq!(harness.gateway.handle().health().active_sessions, 1);
 
+    assert_eq!(harness.runtime.cached_sessions(), 1);
     drop(client);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while harness.gateway.handle().health().active_sessions > 0 {
@@ -130,6 +131,9 @@ async fn an_idle_session_is_unloaded_and_numbered_on_when_it_comes_back() {
         );
         tokio::time::sleep(idle / 4).await;
     }
+    // Its history went with it: the runtime restores it from memory when
+    // the session comes back.
+    assert_eq!(harness.runtime.cached_sessions(), 0);
 
     // Reloaded: a client from too far back still gets the latest terminal
     // state, and the new frames are numbered above everything it saw.
@@ -148,5 +152,7 @@ async fn an_idle_session_is_unloaded_and_numbered_on_when_it_comes_back() {
     assert!(next[0].seq > head, "{} after {head}", next[0].seq);
     assert_consecutive(&next);
     assert_eq!(final_message(&next), "three");
+    let request = harness.llm.requests().pop().unwrap().body.to_string();
+    assert!(request.contains("first"), "history restored: {request}");
     assert_eq!(harness.gateway.handle().health().active_sessions, 1);
 }

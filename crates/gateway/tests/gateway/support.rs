@@ -51,6 +51,7 @@ impl Default for Options {
 
 pub struct Harness {
     pub llm: FakeLlm,
+    pub runtime: Arc<AgentRuntime>,
     pub gateway: RunningGateway,
     pub endpoint: GatewayEndpoint,
     pub memory: Arc<RecordingMemory>,
@@ -109,8 +110,9 @@ impl Harness {
             retrieval: None,
             max_results: 3,
         });
+        let runtime = Arc::new(runtime);
         let gateway = Gateway::new(GatewayParts {
-            runtime: Arc::new(runtime),
+            runtime: runtime.clone(),
             tier: SandboxTier::Process,
             degraded_reasons: vec![StartupDegradedReason::InsecureProcessTier],
             model: model.id.clone(),
@@ -125,6 +127,7 @@ impl Harness {
         let endpoint = gateway.endpoint();
         Self {
             llm,
+            runtime,
             gateway,
             endpoint,
             memory,
