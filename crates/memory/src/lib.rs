@@ -28,10 +28,12 @@
 //! # Ok(()) }
 //! ```
 
+mod append;
 mod audit;
 mod db;
 pub mod embed;
 mod fts;
+mod indexer;
 pub mod migrations;
 mod retrieval;
 mod sessions;

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit",
         sql: include_str!("../migrations/0005_audit.sql"),
     },
+    Migration {
+        version: 6,
+        name: "index_queue",
+        sql: include_str!("../migrations/0006_index_queue.sql"),
+    },
 ];
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS memory_migrations (

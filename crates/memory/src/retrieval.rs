@@ -28,6 +28,7 @@ use types::{
 
 use crate::db::{now_ms, off_runtime, query_error};
 use crate::fts::{in_session, match_expression};
+use crate::indexer::embed_or_skip;
 use crate::state::{StoredSummary, read_state, touch_session, write_state};
 use crate::store::{LibsqlMemory, check_session_id};
 use crate::text::{chunk, chunk_id, content_hash};
@@ -51,6 +52,19 @@ pub(crate) struct PreparedChunk {
     pub sequence_start: i64,
     pub sequence_end: i64,
     pub metadata_json: String,
+}
+
+impl PreparedChunk {
+    /// A chunk known only by its text (its vector is all that is wanted).
+    pub(crate) fn text_only(text: String) -> Self {
+        Self {
+            hash: content_hash(&text),
+            text,
+            sequence_start: 0,
+            sequence_end: 0,
+            metadata_json: "{}".to_owned(),
+        }
+    }
 }
 
 /// Hashes `pieces` (dropping repeats within the batch).
@@ -130,21 +144,33 @@ pub(crate) async fn insert_chunks(
             .map_err(&failed)?;
             outcome.inserted += 1;
         }
-        // A zero vector (text without any feature) has no direction to
-        // compare; it is left out of the vector index.
-        if let Some(vector) = vectors.and_then(|v| v.get(i))
-            && vector.iter().any(|x| *x != 0.0)
-        {
-            conn.execute(
-                "INSERT OR IGNORE INTO chunks_vec (chunk_id, embedding_model, embedding)
-                 VALUES (?1, ?2, vector32(?3))",
-                (id.as_str(), model, vector_blob(vector)),
-            )
-            .await
-            .map_err(query_error("storing a chunk vector"))?;
+        if let Some(vector) = vectors.and_then(|v| v.get(i)) {
+            insert_vector(conn, &id, model, vector).await?;
         }
     }
     Ok(outcome)
+}
+
+/// Stores a chunk's vector of `model` (kept when it already has one). A
+/// zero vector (text without any feature) has no direction to compare;
+/// it is left out of the vector index.
+pub(crate) async fn insert_vector(
+    conn: &Connection,
+    chunk_id: &str,
+    model: &str,
+    vector: &[f32],
+) -> Result<(), MemoryError> {
+    if vector.iter().all(|x| *x == 0.0) {
+        return Ok(());
+    }
+    conn.execute(
+        "INSERT OR IGNORE INTO chunks_vec (chunk_id, embedding_model, embedding)
+         VALUES (?1, ?2, vector32(?3))",
+        (chunk_id, model, vector_blob(vector)),
+    )
+    .await
+    .map_err(query_error("storing a chunk vector"))?;
+    Ok(())
 }
 
 /// One candidate from either list.
@@ -676,7 +702,7 @@ impl MemoryRetrieval for LibsqlMemory {
             }
         }
         let all: Vec<PreparedChunk> = groups.iter().flat_map(|(_, c)| c.clone()).collect();
-        let vectors = self.embed_or_skip(&all).await;
+        let vectors = embed_or_skip(self.embedder.as_ref(), &all).await;
         let tx = self.pool.begin_write().await?;
         let result = async {
             touch_session(&tx, session_id, self.options.agent_identity.as_deref()).await?;

@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use types::config::{MemoryConfig, RetrievalConfig, RetrievalScope};
+use tokio::sync::Notify;
+use types::config::{IndexingConfig, MemoryConfig, RetrievalConfig, RetrievalScope};
 use types::{Memory, MemoryError, MemoryRecord, Message};
 
-use crate::db::{Location, Pool, now_ms, query_error};
+use crate::append::{Append, GroupCommit};
+use crate::db::{Location, Pool, query_error};
 use crate::embed::Embedder;
+use crate::indexer::{Backlog, Indexer, IndexerTask};
 use crate::migrations::{self, MIGRATIONS};
-use crate::retrieval::{PreparedChunk, insert_chunks, prepare};
-use crate::state::{read_state, touch_session, write_state};
-use crate::text::{chunk, extract_text};
+use crate::text::extract_text;
 
 /// How a `LibsqlMemory` is opened and ranks results.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,8 @@ pub struct MemoryOptions {
     pub scope: RetrievalScope,
     /// Stored on sessions this instance creates.
     pub agent_identity: Option<String>,
+    /// The background indexer's backlog limit and batch size.
+    pub indexing: IndexingConfig,
 }
 
 impl MemoryOptions {
@@ -39,6 +42,7 @@ impl MemoryOptions {
             fts_weight: retrieval.fts_weight,
             scope: retrieval.scope,
             agent_identity: None,
+            indexing: IndexingConfig::default(),
         }
     }
 
@@ -58,6 +62,7 @@ impl MemoryOptions {
             fts_weight: config.retrieval.fts_weight,
             scope: config.retrieval.scope,
             agent_identity: None,
+            indexing: config.indexing.clone(),
         }
     }
 }
@@ -75,29 +80,55 @@ pub struct SessionInfo {
 
 /// Memory in a libSQL database. Cheap to share (`Arc`), safe with
 /// concurrent callers: writes of this instance are serialised on one
-/// connection, writers in other processes wait on the database lock.
+/// connection (concurrent appends share a transaction), writers in other
+/// processes wait on the database lock. Stored events are indexed by a
+/// background task, which stops when this is dropped.
 #[derive(Debug)]
 pub struct LibsqlMemory {
-    pub(crate) pool: Pool,
+    pub(crate) pool: Arc<Pool>,
     pub(crate) embedder: Arc<dyn Embedder>,
     pub(crate) options: MemoryOptions,
+    appender: Arc<GroupCommit>,
+    backlog: Arc<Backlog>,
+    _indexer: IndexerTask,
 }
 
 impl LibsqlMemory {
-    /// Opens (creating when missing) and migrates the database.
+    /// Opens (creating when missing) and migrates the database, and starts
+    /// indexing whatever was stored but not yet indexed.
     pub async fn open(
         options: MemoryOptions,
         embedder: Arc<dyn Embedder>,
     ) -> Result<Self, MemoryError> {
-        let pool = Pool::open(options.location.clone()).await?;
-        {
+        let pool = Arc::new(Pool::open(options.location.clone()).await?);
+        let queued = {
             let conn = pool.reader().await?;
             migrations::apply(&conn, MIGRATIONS).await?;
-        }
+            queued_events(&conn).await?
+        };
+        let wake = Arc::new(Notify::new());
+        let backlog = Arc::new(Backlog::new(queued, options.indexing.max_backlog));
+        let indexer = Arc::new(Indexer {
+            pool: Arc::clone(&pool),
+            embedder: Arc::clone(&embedder),
+            backlog: Arc::clone(&backlog),
+            wake: Arc::clone(&wake),
+            batch_events: options.indexing.batch_events.max(1),
+        })
+        .spawn();
+        let appender = Arc::new(GroupCommit::new(
+            Arc::clone(&pool),
+            options.agent_identity.clone(),
+            Arc::clone(&backlog),
+            wake,
+        ));
         Ok(Self {
             pool,
             embedder,
             options,
+            appender,
+            backlog,
+            _indexer: indexer,
         })
     }
 
@@ -106,29 +137,17 @@ impl LibsqlMemory {
         self.embedder.model_name()
     }
 
-    /// Embeds `chunks`; when the embedder fails the chunks are still
-    /// indexed for full-text search (and the event still stored), so an
-    /// unreachable embeddings endpoint never loses data.
-    pub(crate) async fn embed_or_skip(&self, chunks: &[PreparedChunk]) -> Option<Vec<Vec<f32>>> {
-        if chunks.is_empty() {
-            return Some(Vec::new());
-        }
-        let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
-        match self.embedder.embed(&texts).await {
-            Ok(vectors) if vectors.len() == texts.len() => Some(vectors),
-            Ok(vectors) => {
-                tracing::warn!(
-                    expected = texts.len(),
-                    got = vectors.len(),
-                    "embedder returned the wrong number of vectors; indexing text only"
-                );
-                None
-            }
-            Err(error) => {
-                tracing::warn!(%error, "embedding failed; indexing text only");
-                None
-            }
-        }
+    /// Events stored and not yet indexed (by this process's count).
+    pub fn index_backlog(&self) -> usize {
+        self.backlog.pending()
+    }
+
+    /// Returns once every event stored so far is indexed — searchable by
+    /// `hybrid_query` — and, after a change of embedder, every chunk has
+    /// the new model's vector. Retrieval otherwise lags the newest events
+    /// by at most `memory.indexing.max_backlog` of them.
+    pub async fn wait_indexed(&self) {
+        self.backlog.wait_idle().await;
     }
 
     /// Every session, most recently updated first.
@@ -214,6 +233,20 @@ impl LibsqlMemory {
     }
 }
 
+/// Rows in the index queue.
+async fn queued_events(conn: &libsql::Connection) -> Result<usize, MemoryError> {
+    let failed = query_error("counting events waiting to be indexed");
+    let mut rows = conn
+        .query("SELECT COUNT(*) FROM index_queue", ())
+        .await
+        .map_err(&failed)?;
+    let count: i64 = match rows.next().await.map_err(&failed)? {
+        Some(row) => row.get(0).map_err(&failed)?,
+        None => 0,
+    };
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
 pub(crate) fn check_session_id(session_id: &str) -> Result<(), MemoryError> {
     if session_id.trim().is_empty() {
         return Err(MemoryError::Query(
@@ -225,10 +258,10 @@ pub(crate) fn check_session_id(session_id: &str) -> Result<(), MemoryError> {
 
 #[async_trait]
 impl Memory for LibsqlMemory {
-    /// Steps 1–9 of spec 05 in one transaction: the event, its sequence
-    /// and its index entries are stored together or not at all. Text is
-    /// chunked and embedded before the transaction starts, so the write
-    /// lock is held only for the inserts.
+    /// Steps 1–4 of spec 05 and the event's place in the index queue, in
+    /// one transaction shared with concurrent stores: returns once the
+    /// event is durable. Indexing (steps 5–9) follows in the background;
+    /// a store waits only while the indexer's backlog is full.
     async fn store(
         &self,
         session_id: &str,
@@ -238,45 +271,19 @@ impl Memory for LibsqlMemory {
         check_session_id(session_id)?;
         let payload_json = serde_json::to_string(&payload)
             .map_err(|e| MemoryError::Serialization(format!("event payload: {e}")))?;
-        let pieces: Vec<String> = extract_text(&payload)
-            .iter()
-            .flat_map(|text| chunk(text))
-            .collect();
-        let chunks = prepare(pieces, sequence, sequence, &Value::Null);
-        let vectors = self.embed_or_skip(&chunks).await;
-        let tx = self.pool.begin_write().await?;
-        let result = async {
-            touch_session(&tx, session_id, self.options.agent_identity.as_deref()).await?;
-            let mut state = read_state(&tx, session_id).await?;
-            if sequence <= state.last_sequence {
-                return Err(MemoryError::NonMonotonicSequence {
-                    session_id: session_id.to_owned(),
-                    sequence,
-                    last_sequence: state.last_sequence,
-                });
-            }
-            tx.execute(
-                "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                (session_id, sequence, payload_json, now_ms()),
-            )
-            .await
-            .map_err(query_error("inserting the event"))?;
-            state.last_sequence = sequence;
-            write_state(&tx, session_id, &state).await?;
-            insert_chunks(
-                &tx,
-                session_id,
-                None,
-                &chunks,
-                vectors.as_deref(),
-                self.embedder.model_name(),
-            )
+        let admission = match extract_text(&payload).is_empty() {
+            true => None,
+            false => Some(self.backlog.admit().await),
+        };
+        self.appender
+            .append(Append {
+                session_id: session_id.to_owned(),
+                sequence,
+                payload_json,
+                admission,
+            })
             .await?;
-            Ok(())
-        }
-        .await;
-        tx.finish(result).await
+        Ok(())
     }
 
     async fn recall(

@@ -1,15 +1,20 @@
 //! Crash safety: a child process storing events is killed with SIGKILL
-//! mid-write; the database must pass `PRAGMA integrity_check` and hold
-//! every event the child reported as acknowledged.
+//! mid-write; the database must pass `PRAGMA integrity_check`, hold every
+//! event the child reported as acknowledged, and, after a restart, index
+//! the acknowledged events the child's indexer had not reached.
 
 use std::io::Write;
 use std::process::Stdio;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use memory::{LibsqlMemory, MemoryOptions};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use types::Memory;
 
-use crate::open;
+use crate::{SlowEmbedder, count, open};
 
 /// Set in the child: the database to write to and the session to use.
 const CHILD_DB_ENV: &str = "OXYDRA_MEMORY_CRASH_CHILD_DB";
@@ -27,7 +32,7 @@ fn payload(seq: i64) -> serde_json::Value {
 /// In the child (env set): stores events forever, printing `ACK <seq>`
 /// after each store returns. Run normally, it stores a few events and
 /// checks them, so the writer loop itself is tested too.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_writer_child() {
     let Ok(db) = std::env::var(CHILD_DB_ENV) else {
         let dir = tempfile::tempdir().unwrap();
@@ -39,7 +44,14 @@ async fn crash_writer_child() {
         return;
     };
     let session = std::env::var(CHILD_SESSION_ENV).unwrap();
-    let memory = open(std::path::Path::new(&db)).await;
+    // An indexer slower than the writer, so the kill finds acknowledged
+    // events not yet indexed.
+    let memory = LibsqlMemory::open(
+        MemoryOptions::local(&db),
+        Arc::new(SlowEmbedder(Duration::from_millis(200))),
+    )
+    .await
+    .unwrap();
     let mut stdout = std::io::stdout();
     for seq in 1.. {
         memory.store(&session, seq, payload(seq)).await.unwrap();
@@ -94,12 +106,22 @@ async fn sigkill_mid_write_keeps_every_acknowledged_event() {
                 acknowledged.push(seq.parse::<i64>().unwrap());
             }
         }
+        let unindexed = count(
+            &path,
+            &format!("SELECT count(*) FROM index_queue WHERE session_id = '{session}'"),
+        )
+        .await;
+        assert!(unindexed > 0, "round {round}: the kill found everything indexed");
         let memory = open(&path).await;
         assert_eq!(
             memory.integrity_check().await.unwrap(),
             "ok",
             "round {round}"
         );
+        // The restarted indexer indexes what was acknowledged but not
+        // indexed: every stored event has its chunks.
+        memory.wait_indexed().await;
+        assert_eq!(count(&path, "SELECT count(*) FROM index_queue").await, 0);
         let stored: Vec<i64> = memory
             .recall(&session, None)
             .await
@@ -118,6 +140,16 @@ async fn sigkill_mid_write_keeps_every_acknowledged_event() {
             stored,
             (1..=i64::try_from(stored.len()).unwrap()).collect::<Vec<_>>()
         );
+        for seq in &stored {
+            let chunks = count(
+                &path,
+                &format!(
+                    "SELECT count(*) FROM chunks WHERE session_id = '{session}' AND sequence_start = {seq}"
+                ),
+            )
+            .await;
+            assert!(chunks > 0, "round {round}: event {seq} was never indexed");
+        }
         // The session continues where it stopped.
         let next = stored.len() as i64 + 1;
         memory.store(&session, next, payload(next)).await.unwrap();

@@ -170,6 +170,7 @@ async fn the_openai_compatible_endpoint_embeds_and_reports_failures() {
         .store("s", 1, json!("the harbour crane is broken"))
         .await
         .unwrap();
+    memory.wait_indexed().await;
     let hits = memory.hybrid_query("s", "harbour cranes", 1).await.unwrap();
     assert!(hits[0].vector_score > 0.0 && hits[0].text.contains("crane"));
 
@@ -192,6 +193,7 @@ async fn the_openai_compatible_endpoint_embeds_and_reports_failures() {
         .store("s", 2, json!("the ferry timetable changed"))
         .await
         .unwrap();
+    memory.wait_indexed().await;
     let hits = memory
         .hybrid_query("s", "ferry timetable", 1)
         .await
@@ -315,6 +317,7 @@ mod semantic {
         for (i, text) in texts.iter().enumerate().skip(1) {
             memory.store("s", i as i64, json!(text)).await.unwrap();
         }
+        memory.wait_indexed().await;
         let hits = memory
             .hybrid_query("s", "a cat sat on the mat", 3)
             .await

@@ -57,6 +57,7 @@ async fn an_old_database_is_upgraded_without_data_loss() {
     );
     assert!(memory.store("legacy", 1, json!("dup")).await.is_err());
     memory.store("legacy", 2, json!("second")).await.unwrap();
+    memory.wait_indexed().await;
     // The old chunk was back-filled into the new FTS table.
     let hits = memory.hybrid_query("legacy", "zeppelin", 3).await.unwrap();
     assert_eq!(hits.len(), 1);

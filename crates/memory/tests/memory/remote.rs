@@ -171,6 +171,7 @@ async fn a_libsql_server_stores_recalls_searches_and_forgets() {
     assert_eq!(contents, notes);
     // Both halves of the hybrid query run on the server: the vector
     // functions and FTS5.
+    memory.wait_indexed().await;
     let hits = memory
         .hybrid_query("s", "overdue greenhouse invoice", 2)
         .await
@@ -265,6 +266,7 @@ async fn migrations_survive_a_slow_link_to_a_busy_server() {
         )
         .await
         .unwrap();
+    memory.wait_indexed().await;
     let hits = memory.hybrid_query("s", "migrated", 1).await.unwrap();
     assert_eq!(hits[0].text, "migrated slowly", "{hits:#?}");
 }

@@ -31,6 +31,7 @@ async fn labelled(path: &std::path::Path) -> LibsqlMemory {
             .await
             .unwrap();
     }
+    memory.wait_indexed().await;
     memory
 }
 
@@ -83,6 +84,7 @@ async fn ties_are_broken_by_recency() {
     let memory = open(&dir.path().join("m.db")).await;
     memory.store("s", 1, json!("zebra crossing")).await.unwrap();
     memory.store("s", 2, json!("crossing zebra")).await.unwrap();
+    memory.wait_indexed().await;
     let hits = memory.hybrid_query("s", "zebra crossing", 2).await.unwrap();
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].score, hits[1].score, "{hits:#?}");
@@ -146,6 +148,7 @@ async fn repeated_text_is_stored_once_and_extends_its_range() {
         .await
         .unwrap();
     memory.store("other", 1, json!("ship it")).await.unwrap();
+    memory.wait_indexed().await;
     assert_eq!(
         count(&path, "SELECT count(*) FROM chunks WHERE session_id = 's'").await,
         2
@@ -270,40 +273,46 @@ impl Embedder for RenamedLexical {
 }
 
 #[tokio::test]
-async fn vectors_of_different_models_stay_apart() {
+async fn a_new_embedding_model_reindexes_in_the_background_and_models_never_mix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
-    open(&path)
-        .await
+    let lexical = open(&path).await;
+    lexical
         .store("s", 1, json!("orange submarine"))
         .await
         .unwrap();
+    lexical.wait_indexed().await;
+    drop(lexical);
+    let vectors_of = |model: &'static str| {
+        let path = path.clone();
+        async move {
+            count(
+                &path,
+                &format!("SELECT count(*) FROM chunks_vec WHERE embedding_model = '{model}'"),
+            )
+            .await
+        }
+    };
+    assert_eq!(vectors_of("oxydra-lexical-v1").await, 1);
+
     let renamed = LibsqlMemory::open(MemoryOptions::local(&path), Arc::new(RenamedLexical))
         .await
         .unwrap();
-    // Only full-text can find the old chunk: no vector of this model.
-    let hits = renamed
-        .hybrid_query("s", "orange submarines", 5)
-        .await
-        .unwrap();
-    assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].vector_score, 0.0);
-    // Storing the same text again adds this model's vector beside the old.
-    renamed
-        .store("s", 2, json!("orange submarine"))
-        .await
-        .unwrap();
-    assert_eq!(count(&path, "SELECT count(*) FROM chunks").await, 1);
-    assert_eq!(
-        count(
-            &path,
-            "SELECT count(DISTINCT embedding_model) FROM chunks_vec"
-        )
-        .await,
-        2
-    );
+    renamed.wait_indexed().await;
+    // The old chunk has this model's vector now, and the other model's
+    // vectors are gone: a query never compares across models.
+    assert_eq!(vectors_of("renamed-model").await, 1);
+    assert_eq!(count(&path, "SELECT count(*) FROM chunks_vec").await, 1);
     let hits = renamed.hybrid_query("s", "submarines", 5).await.unwrap();
     assert!(hits[0].vector_score > 0.3, "{hits:#?}");
+    // New text is embedded by the new model only.
+    renamed
+        .store("s", 2, json!("purple zeppelin"))
+        .await
+        .unwrap();
+    renamed.wait_indexed().await;
+    assert_eq!(vectors_of("renamed-model").await, 2);
+    assert_eq!(count(&path, "SELECT count(*) FROM chunks_vec").await, 2);
 }
 
 #[tokio::test]
@@ -319,6 +328,7 @@ async fn scope_session_or_user() {
         .store("b", 1, json!("lunch is at noon"))
         .await
         .unwrap();
+    memory.wait_indexed().await;
     assert!(
         memory
             .hybrid_query("b", "launch codes folder", 5)
@@ -359,6 +369,7 @@ async fn large_scopes_use_the_vector_index_and_small_ones_stay_exact() {
         .store("small", 1, json!("a lonely note about item7"))
         .await
         .unwrap();
+    memory.wait_indexed().await;
     let hits = memory
         .hybrid_query("big", "record 1234 topic70 item8638", 3)
         .await

@@ -132,6 +132,7 @@ async fn a_session_survives_closing_and_continues_after_restore() {
     assert_eq!(messages[3]["content"], "launch-plan.md (14 bytes)");
     // The reopened index finds the earlier answer (the runtime leaves such
     // snippets out of this prompt only because the history is sent whole).
+    memory.wait_indexed().await;
     let hits = types::MemoryRetrieval::hybrid_query(
         memory.as_ref(),
         session.as_str(),

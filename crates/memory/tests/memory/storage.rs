@@ -123,6 +123,7 @@ async fn forget_cascades_to_every_dependent_row() {
             .await
             .unwrap();
     }
+    memory.wait_indexed().await;
     let tables = [
         "sessions",
         "conversation_events",

@@ -165,6 +165,8 @@ pub struct MemoryConfig {
     pub retrieval: RetrievalConfig,
     /// How text is turned into vectors for similarity search.
     pub embedding: EmbeddingConfig,
+    /// The background indexer behind retrieval.
+    pub indexing: IndexingConfig,
 }
 
 impl Default for MemoryConfig {
@@ -176,6 +178,31 @@ impl Default for MemoryConfig {
             auth_token: None,
             retrieval: RetrievalConfig::default(),
             embedding: EmbeddingConfig::default(),
+            indexing: IndexingConfig::default(),
+        }
+    }
+}
+
+/// The background indexer (`[memory.indexing]`). Storing a message only
+/// appends it; chunking, embedding and the full-text and vector indexes
+/// follow in batches off the turn path, so retrieval may lag the newest
+/// messages by at most `max_backlog` events (which are in the live
+/// context anyway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexingConfig {
+    /// Events stored but not yet indexed before a store waits for the
+    /// indexer (backpressure instead of an unbounded queue).
+    pub max_backlog: usize,
+    /// Events indexed in one transaction.
+    pub batch_events: usize,
+}
+
+impl Default for IndexingConfig {
+    fn default() -> Self {
+        Self {
+            max_backlog: 1024,
+            batch_events: 64,
         }
     }
 }

@@ -131,6 +131,15 @@ impl AgentConfig {
 
     /// Rule 5.
     fn check_memory(&self) -> Result<(), ConfigError> {
+        let indexing = &self.memory.indexing;
+        for (field, value) in [
+            ("memory.indexing.max_backlog", indexing.max_backlog),
+            ("memory.indexing.batch_events", indexing.batch_events),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::NonPositiveLimit { field });
+            }
+        }
         let has_token = self
             .memory
             .auth_token
@@ -367,6 +376,14 @@ mod tests {
                 c.memory.auth_token = Some("tok".into());
             }),
             "ok"
+        );
+        assert_eq!(
+            check(|c| c.memory.indexing.max_backlog = 0),
+            "memory.indexing.max_backlog must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c.memory.indexing.batch_events = 0),
+            "memory.indexing.batch_events must be greater than 0"
         );
         assert_eq!(
             check(|c| c.memory.retrieval.fts_weight = 0.4),
