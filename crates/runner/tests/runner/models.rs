@@ -32,7 +32,7 @@ const HUB_PATH: &str =
     "/sentence-transformers/all-MiniLM-L6-v2/resolve/1110a243fdf4706b3f48f1d95db1a4f5529b4d41";
 
 /// The real model files, or `None` (printed) when the machine has none.
-fn model_files() -> Option<PathBuf> {
+pub fn model_files() -> Option<PathBuf> {
     let Some(dir) = std::env::var_os(MODEL_DIR_ENV).map(PathBuf::from) else {
         println!("SKIPPED: {MODEL_DIR_ENV} is not set; run scripts/test to fetch {MODEL}");
         return None;
@@ -421,7 +421,7 @@ async fn a_hub_download_shows_progress_checks_every_file_and_refuses_other_weigh
 
 /// The vector models of `db`'s stored chunks, once there are any (indexing
 /// may trail the stored event).
-async fn stored_vector_models(db: &Path) -> Vec<String> {
+pub async fn stored_vector_models(db: &Path) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let database = libsql::Builder::new_local(db).build().await.unwrap();
