@@ -119,16 +119,6 @@ pub async fn install(
             }
         }
     };
-    for file in &model.files {
-        let path = staging.dir.join(file.name);
-        file.check_format(&path)
-            .map_err(|problem| ModelError::BadFile {
-                file: file.name,
-                origin: origin.to_string(),
-                problem,
-            })?;
-        set_mode(&path, 0o644)?;
-    }
     write_manifest(&staging.dir, model, origin)?;
     let target = store.dir(model);
     let replaced = staging.commit(&target, model)?;
@@ -455,7 +445,8 @@ impl<'a> VerifiedFile<'a> {
             .map_err(|e| ModelError::io("cannot write", &self.path, e))
     }
 
-    /// Size and checksum against the pin; then the bytes are made durable.
+    /// Size and checksum against the pin, the bytes made durable, then the
+    /// content checked against its format; readable by every guest.
     fn finish(self) -> Result<(), ModelError> {
         let bad = |problem| bad_file(self.pinned, &self.origin, problem);
         self.pinned.check_size(self.written).map_err(bad)?;
@@ -468,7 +459,9 @@ impl<'a> VerifiedFile<'a> {
         self.pinned.check_digest(&digest).map_err(bad)?;
         self.file
             .sync_all()
-            .map_err(|e| ModelError::io("cannot sync", &self.path, e))
+            .map_err(|e| ModelError::io("cannot sync", &self.path, e))?;
+        self.pinned.check_format(&self.path).map_err(bad)?;
+        set_mode(&self.path, 0o644)
     }
 }
 
