@@ -3,6 +3,7 @@
 //! vector column) and names its model; vectors are stored with that name so
 //! different models never meet in one comparison.
 
+pub mod catalog;
 mod endpoint;
 mod lexical;
 #[cfg(feature = "semantic")]
@@ -53,13 +54,17 @@ pub struct EndpointAccess {
 
 /// Builds the configured embedder. `endpoint` is required for
 /// `openai_compatible`; the semantic model needs the `semantic` feature and
-/// is loaded lazily, on the first text it embeds.
+/// is loaded lazily, on the first text it embeds. `auto` is resolved by the
+/// runner (which knows where installed models live); one that arrives here
+/// unresolved found no model, so it is the lexical embedder.
 pub fn build_embedder(
     config: &EmbeddingConfig,
     endpoint: Option<EndpointAccess>,
 ) -> Result<Arc<dyn Embedder>, MemoryError> {
     match config {
-        EmbeddingConfig::Lexical {} => Ok(Arc::new(LexicalEmbedder::new())),
+        EmbeddingConfig::Auto {} | EmbeddingConfig::Lexical {} => {
+            Ok(Arc::new(LexicalEmbedder::new()))
+        }
         EmbeddingConfig::Semantic {
             model_dir,
             model_name,

@@ -15,15 +15,13 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 use tokio::sync::OnceCell;
 use types::MemoryError;
 
+use super::catalog::{MODEL_FILES, semantic_model_name};
 use super::{DIMENSIONS, Embedder, l2_normalize};
 
 /// Tokens per text; longer texts are truncated (chunks are ~640 chars).
 const MAX_TOKENS: usize = 256;
 /// Texts encoded in one forward pass.
 const BATCH: usize = 32;
-
-/// The files a model directory must hold.
-pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 /// A local sentence-embedding model, loaded on first use.
 pub struct SemanticEmbedder {
@@ -68,7 +66,7 @@ impl SemanticEmbedder {
         });
         Ok(Self {
             dir: dir.to_owned(),
-            name: format!("candle:{name}"),
+            name: semantic_model_name(&name),
             loaded: OnceCell::new(),
         })
     }

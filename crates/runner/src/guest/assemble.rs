@@ -196,8 +196,11 @@ async fn open_memory(
     if let Location::Local(path) = &options.location {
         options.location = Location::Local(resolve_in(root, path));
     }
+    // The runner resolved the default (`auto`) to the installed semantic
+    // model or to lexical; the vectors' stored name says which.
     let embedder = build_embedder(&config.memory.embedding, embedding_endpoint(config, lookup))
         .map_err(|e| GuestError::Config(format!("memory.embedding: {e}")))?;
+    tracing::info!(model = embedder.model_name(), "memory embedder");
     let memory = LibsqlMemory::open(options, embedder)
         .await
         .map_err(|e| GuestError::Memory(e.to_string()))?;

@@ -17,6 +17,7 @@ use types::runner::{CredentialRef, RunnerGlobalConfig, RunnerUserConfig, Sandbox
 use types::{AgentConfig, SecretString, UserId};
 
 use super::container::spec::{GUEST_WORKSPACE, PairSpec, container_prefix};
+use super::models::{EffectiveEmbedding, ModelStore};
 use super::paths::RunnerPaths;
 use super::{HostError, RUNNER_BIN};
 
@@ -196,6 +197,7 @@ impl RunnerContext {
             resources: self.user_config.resources.clone(),
             shell_network: self.user_config.network.shell,
             rust_log: std::env::var("RUST_LOG").ok(),
+            model_dir: None,
         })
     }
 
@@ -224,6 +226,16 @@ impl RunnerContext {
     ) -> Result<LoadedConfig, HostError> {
         let sources = self.config_sources(cwd, env.clone());
         Ok(LoadedConfig::load(&sources, &self.overrides)?)
+    }
+
+    /// The embedder a guest with `agent`'s configuration uses (`None`
+    /// with memory disabled): `auto` resolved against the models installed
+    /// under the workspace root.
+    pub fn effective_embedding(&self, agent: &AgentConfig) -> Option<EffectiveEmbedding> {
+        agent
+            .memory
+            .enabled
+            .then(|| ModelStore::new(&self.runner.workspace_root).resolve(&agent.memory.embedding))
     }
 
     /// The credentials handed to the guest: every entry of the user's

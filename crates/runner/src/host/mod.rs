@@ -18,6 +18,7 @@ pub mod foreground;
 pub mod guest;
 pub mod launch;
 pub mod logs;
+pub mod models;
 pub mod paths;
 pub mod start;
 pub mod starter;

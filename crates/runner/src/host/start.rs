@@ -18,6 +18,7 @@ use super::container::spec::{GUEST_ROOTLESS_ID, PairSpec};
 use super::context::{RunnerContext, TierChoice};
 use super::control::{SocketProbe, probe};
 use super::launch::{locate_guest_binary, written_endpoint};
+use super::models::EffectiveEmbedding;
 
 /// How long the check for a live guest waits for its gateway port.
 const LIVE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -34,6 +35,8 @@ pub struct Prepared {
     pub tier: TierChoice,
     pub envelope: RunnerBootstrapEnvelope,
     pub backend: Backend,
+    /// The guest's memory embedder (`None` with memory disabled).
+    pub embedding: Option<EffectiveEmbedding>,
 }
 
 /// What launches the guest.
@@ -53,12 +56,20 @@ pub fn prepare(
     env: &Environment,
 ) -> Result<Prepared, HostError> {
     let tier = context.launchable_tier(insecure)?;
-    let loaded = context.load_agent_config(cwd, env)?;
-    let credentials = context.resolve_credentials(&loaded.config, env)?;
+    let mut config = context.load_agent_config(cwd, env)?.config;
+    let credentials = context.resolve_credentials(&config, env)?;
+    // `auto` becomes the installed model or lexical here, on the host: the
+    // guest is told exactly which embedder to build and where its files
+    // are, and never looks for models itself.
+    let embedding = context.effective_embedding(&config);
+    if let Some(effective) = &embedding {
+        config.memory.embedding = effective.config();
+    }
     let backend = match tier.tier {
         SandboxTier::Container => {
             let (run_as, owner) = guest_identity();
-            let spec = context.pair_spec(run_as)?;
+            let mut spec = context.pair_spec(run_as)?;
+            spec.mount_model(&mut config.memory.embedding);
             context.paths.provision()?;
             context.paths.provision_for_containers(owner)?;
             Backend::Container(Box::new(spec))
@@ -71,8 +82,9 @@ pub fn prepare(
     };
     Ok(Prepared {
         tier,
-        envelope: context.envelope(tier.tier, loaded.config, credentials),
+        envelope: context.envelope(tier.tier, config, credentials),
         backend,
+        embedding,
     })
 }
 

@@ -5,7 +5,8 @@
 //! network and is held to its memory limit; the supervisor restarts a
 //! killed pair and captures both containers' logs; `stop` removes them;
 //! the approval of the sidecar command is in `oxydra-runner audit`;
-//! a missing sidecar image is a degraded start without shell tools.
+//! a missing sidecar image is a degraded start without shell tools; an
+//! installed embedding model reaches the agent through a read-only mount.
 //!
 //! Skipped, with the reason printed, when no engine answers or the
 //! `shell-daemon` binary was not built (`scripts/test` builds it and
@@ -305,4 +306,56 @@ async fn a_missing_sidecar_image_is_a_degraded_start_without_shell_tools() {
         .find(|line| line.contains("tools registered"))
         .unwrap_or_else(|| panic!("the guest logs its tools:\n{stderr}"));
     assert!(!registered.contains("shell_exec"), "{registered}");
+}
+
+#[tokio::test]
+async fn the_installed_model_reaches_the_agent_container_read_only() {
+    require_engine!();
+    let Some(model) = crate::models::model_files() else {
+        return;
+    };
+    let _turn = crate::GUESTS.lock().await;
+    let llm = crate::echo_llm().await;
+    let fixture = container_fixture(&llm, &format!("oxydra-shell-vm:{TAG}"));
+    // Loading the model takes a few hundred MiB: more than the other
+    // tests' limit.
+    fixture.write(
+        "users/alice.toml",
+        "[credentials]\nOPENAI_API_KEY = { env = \"ALICE_OPENAI_KEY\" }\n\
+         [resources]\nmemory_mib = 1024\n",
+    );
+    let from = model.to_string_lossy().into_owned();
+    let done = fixture.run(&["models", "install", "--from", &from]);
+    assert_eq!(done.code, Some(0), "{done:?}");
+    let (agent, shell) = names(&fixture);
+    let mut runner = fixture.spawn(&["start"]);
+    runner.wait_until_running().await;
+
+    let (client, mut events, _) = connect(fixture.endpoint_file(), None).await;
+    let (reply, _) = turn(&client, &mut events, "a kitten rested on the rug").await;
+    assert_eq!(reply, "You said: a kitten rested on the rug");
+    drop(client);
+    let db = fixture.workspace().join("oxydra_memory.db");
+    assert_eq!(
+        crate::models::stored_vector_models(&db).await,
+        ["candle:all-MiniLM-L6-v2"],
+        "{}",
+        runner.stderr()
+    );
+    // Mounted read-only for the agent, absent from the sidecar.
+    let (_, mounts) = docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Destination}}={{.RW}} {{end}}",
+        &agent,
+    ]);
+    assert!(mounts.contains("/run/oxydra/model=false"), "{mounts}");
+    let (_, mounts) = docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Destination}} {{end}}",
+        &shell,
+    ]);
+    assert!(!mounts.contains("/run/oxydra/model"), "{mounts}");
+    assert_eq!(runner.terminate().await, Some(0), "{}", runner.stderr());
 }

@@ -1,7 +1,8 @@
 //! The real `oxydra-runner` (with the real `oxydra-vm` next to it) in a
 //! temporary working directory: foreground start and stop, turns through
 //! the gateway against a fake LLM, the `--daemon` supervisor behind its
-//! control socket, configuration errors and the starter configuration.
+//! control socket, configuration errors and the starter configuration,
+//! and installing the local embedding model (`models`).
 //!
 //! Every wait is bounded; every started runner is stopped by a guard
 //! (SIGTERM, so it stops its guest, then SIGKILL) even when a test fails.
@@ -13,6 +14,7 @@ mod config;
 mod container;
 mod daemon;
 mod foreground;
+mod models;
 mod tui;
 
 pub use chat::{connect, echo_llm, health, turn};

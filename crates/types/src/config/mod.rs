@@ -249,6 +249,13 @@ pub enum RetrievalScope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EmbeddingConfig {
+    /// The default: the local semantic model installed with
+    /// `oxydra-runner models install` when it is present, otherwise the
+    /// lexical embedder. The runner resolves it to `semantic` or `lexical`
+    /// before the guest starts (it knows where installed models live and
+    /// grants the guest read access to them); anything that builds an
+    /// embedder from an unresolved `auto` gets the lexical one.
+    Auto {},
     /// The deterministic lexical embedder (hashed words and character
     /// n-grams): always available, no model files, no network. A struct
     /// variant so that stray keys (`model_dir` here) are rejected.
@@ -426,7 +433,7 @@ pub enum SearchConfig {
 
 impl Default for EmbeddingConfig {
     fn default() -> Self {
-        Self::Lexical {}
+        Self::Auto {}
     }
 }
 
@@ -575,7 +582,7 @@ mod tests {
         assert_eq!(config.memory.retrieval.vector_weight, 0.7);
         assert_eq!(config.memory.retrieval.fts_weight, 0.3);
         assert_eq!(config.memory.retrieval.scope, RetrievalScope::Session);
-        assert_eq!(config.memory.embedding, EmbeddingConfig::Lexical {});
+        assert_eq!(config.memory.embedding, EmbeddingConfig::Auto {});
         assert_eq!(config.selection, SelectionConfig::default());
         assert_eq!(config.reliability.max_attempts, 3);
         assert_eq!(config.reliability.backoff_base_ms, 1000);
@@ -669,6 +676,16 @@ model_dir = "/models/bge-small-en-v1.5"
                 model: "nomic".into(),
             }
         );
+        // An explicit choice stays what it says; `auto` (the default) is
+        // resolved by the runner.
+        for (text, expected) in [
+            ("lexical", EmbeddingConfig::Lexical {}),
+            ("auto", EmbeddingConfig::Auto {}),
+        ] {
+            let config: AgentConfig =
+                toml::from_str(&format!("[memory.embedding]\nbackend = \"{text}\"\n")).unwrap();
+            assert_eq!(config.memory.embedding, expected);
+        }
         for (text, expected) in [
             (
                 "[memory.embedding]\nbackend = \"magic\"\n",
@@ -676,6 +693,10 @@ model_dir = "/models/bge-small-en-v1.5"
             ),
             (
                 "[memory.embedding]\nbackend = \"lexical\"\nmodel_dir = \"x\"\n",
+                "unknown field `model_dir`",
+            ),
+            (
+                "[memory.embedding]\nbackend = \"auto\"\nmodel_dir = \"x\"\n",
                 "unknown field `model_dir`",
             ),
             (

@@ -156,7 +156,9 @@ impl AgentConfig {
             });
         }
         match &self.memory.embedding {
-            EmbeddingConfig::Lexical {} | EmbeddingConfig::Semantic { .. } => Ok(()),
+            EmbeddingConfig::Auto {}
+            | EmbeddingConfig::Lexical {}
+            | EmbeddingConfig::Semantic { .. } => Ok(()),
             EmbeddingConfig::OpenaiCompatible { provider, .. } => {
                 if self.providers.contains_key(provider) {
                     Ok(())

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use sha2::{Digest, Sha256};
 use types::UserId;
+use types::config::EmbeddingConfig;
 use types::protocol::bootstrap::{
     BOOTSTRAP_FILE_ENV, BOOTSTRAP_FILE_NAME, CONTAINER_BOOTSTRAP_DIR,
 };
@@ -16,6 +17,9 @@ use types::runner::{ResourceLimits, ShellNetwork};
 /// Where the user's workspace appears inside the `oxydra-vm` container
 /// (the envelope's `workspace_root`).
 pub const GUEST_WORKSPACE: &str = "/workspace";
+/// Where a local embedding model's directory appears, read-only, inside
+/// the `oxydra-vm` container.
+pub const GUEST_MODEL_DIR: &str = "/run/oxydra/model";
 /// The directory holding the shell daemon's socket, in both containers.
 pub const GUEST_IPC_DIR: &str = "/run/oxydra/ipc";
 /// The shell daemon's socket file name inside the IPC directory.
@@ -54,6 +58,9 @@ pub struct PairSpec {
     pub shell_network: ShellNetwork,
     /// `RUST_LOG` passed on to both guests when the runner has one.
     pub rust_log: Option<String>,
+    /// Host directory of the semantic embedding model, mounted read-only
+    /// at [`GUEST_MODEL_DIR`] (set by [`PairSpec::mount_model`]).
+    pub model_dir: Option<PathBuf>,
 }
 
 /// `oxydra-<user>-<8 hex digits of the workspace path>`: unique per user
@@ -70,8 +77,32 @@ pub fn guest_shell_endpoint() -> String {
 }
 
 impl PairSpec {
+    /// Makes a `semantic` embedding configuration work inside the
+    /// container: its host directory (relative paths are relative to the
+    /// user's workspace, as for a process-tier guest) is mounted read-only
+    /// at [`GUEST_MODEL_DIR`] and the configuration names that path. The
+    /// stored model name stays the host directory's, so moving between
+    /// tiers never changes which vectors a query compares with.
+    pub fn mount_model(&mut self, embedding: &mut EmbeddingConfig) {
+        let EmbeddingConfig::Semantic {
+            model_dir,
+            model_name,
+        } = embedding
+        else {
+            return;
+        };
+        if model_name.is_none() {
+            *model_name = model_dir
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned());
+        }
+        self.model_dir = Some(self.workspace.join(&*model_dir));
+        *model_dir = PathBuf::from(GUEST_MODEL_DIR);
+    }
+
     /// The `oxydra-vm` container: the whole user workspace read-write, the
-    /// envelope directory read-only, the IPC directory, the host's network
+    /// envelope directory and the embedding model (when there is one)
+    /// read-only, the IPC directory, the host's network
     /// (its gateway listens on host loopback and providers may be local;
     /// its egress is policed by the guest's egress guard).
     pub fn agent_body(&self) -> ContainerCreateBody {
@@ -85,6 +116,9 @@ impl PairSpec {
         }
         if let Some(vault) = &self.vault_override {
             mounts.push(bind(vault, &guest_path("vault"), false));
+        }
+        if let Some(model) = &self.model_dir {
+            mounts.push(bind(model, GUEST_MODEL_DIR, true));
         }
         let mut env = vec![
             format!("{BOOTSTRAP_FILE_ENV}={CONTAINER_BOOTSTRAP_DIR}/{BOOTSTRAP_FILE_NAME}"),
@@ -214,6 +248,7 @@ mod tests {
             },
             shell_network: ShellNetwork::None,
             rust_log: None,
+            model_dir: None,
         }
     }
 
@@ -276,6 +311,55 @@ mod tests {
         assert_eq!(
             body.host_config.unwrap().network_mode.as_deref(),
             Some("host")
+        );
+    }
+
+    #[test]
+    fn a_semantic_model_is_mounted_read_only_and_keeps_its_name() {
+        let mut spec = spec();
+        let mut lexical = EmbeddingConfig::Lexical {};
+        spec.mount_model(&mut lexical);
+        assert_eq!(lexical, EmbeddingConfig::Lexical {});
+        assert_eq!(spec.model_dir, None);
+
+        let mut installed = EmbeddingConfig::Semantic {
+            model_dir: "/w/.models/all-MiniLM-L6-v2".into(),
+            model_name: None,
+        };
+        spec.mount_model(&mut installed);
+        assert_eq!(
+            installed,
+            EmbeddingConfig::Semantic {
+                model_dir: GUEST_MODEL_DIR.into(),
+                model_name: Some("all-MiniLM-L6-v2".into()),
+            }
+        );
+        let mounts = targets(&spec.agent_body());
+        assert_eq!(
+            mounts.last().unwrap(),
+            &(
+                "/w/.models/all-MiniLM-L6-v2".into(),
+                GUEST_MODEL_DIR.into(),
+                true
+            )
+        );
+        // The sidecar never sees it.
+        assert!(
+            !targets(&spec.shell_body())
+                .iter()
+                .any(|(_, target, _)| target == GUEST_MODEL_DIR)
+        );
+
+        // A relative directory is the workspace's, as on the process tier;
+        // an explicit name is kept.
+        let mut own = EmbeddingConfig::Semantic {
+            model_dir: "models/bge".into(),
+            model_name: Some("bge-small".into()),
+        };
+        spec.mount_model(&mut own);
+        assert_eq!(spec.model_dir, Some(PathBuf::from("/w/alice/models/bge")));
+        assert!(
+            matches!(own, EmbeddingConfig::Semantic { model_name: Some(n), .. } if n == "bge-small")
         );
     }
 
