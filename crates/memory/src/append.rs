@@ -194,7 +194,12 @@ impl GroupCommit {
         tx.execute(
             "INSERT INTO conversation_events (session_id, sequence, payload_json, created_at)
              VALUES (?1, ?2, ?3, ?4)",
-            (session_id, append.sequence, append.payload_json.as_str(), now),
+            (
+                session_id,
+                append.sequence,
+                append.payload_json.as_str(),
+                now,
+            ),
         )
         .await
         .map_err(query_error("inserting the event"))?;

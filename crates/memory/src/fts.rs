@@ -37,12 +37,18 @@ pub fn match_expression(query: &str) -> Option<String> {
     Some(format!("chunk_text : ({alternatives})"))
 }
 
-/// `expression` restricted to the chunks of one session: the session's
-/// key is indexed in the `fts_session` column (migration 0004) as the
+/// `expression` restricted to the chunks of `sessions`: a session's key
+/// is indexed in the `fts_session` column (migration 0004) as the
 /// upper-case hex of its UTF-8 bytes, one token whatever the id holds.
-pub(crate) fn in_session(session_id: &str, expression: &str) -> String {
-    let key: String = session_id.bytes().map(|b| format!("{b:02X}")).collect();
-    format!("fts_session : \"{key}\" AND {expression}")
+pub(crate) fn in_sessions(sessions: &[String], expression: &str) -> String {
+    let keys: Vec<String> = sessions
+        .iter()
+        .map(|id| {
+            let key: String = id.bytes().map(|b| format!("{b:02X}")).collect();
+            format!("\"{key}\"")
+        })
+        .collect();
+    format!("fts_session : ({}) AND {expression}", keys.join(" OR "))
 }
 
 #[cfg(test)]
@@ -69,10 +75,14 @@ mod tests {
     }
 
     #[test]
-    fn a_session_restriction_is_one_hex_token() {
+    fn a_session_restriction_is_one_hex_token_per_session() {
         assert_eq!(
-            in_session("s-1 é\"", "chunk_text : (\"plan\")"),
-            "fts_session : \"732D3120C3A922\" AND chunk_text : (\"plan\")"
+            in_sessions(&["s-1 é\"".into()], "chunk_text : (\"plan\")"),
+            "fts_session : (\"732D3120C3A922\") AND chunk_text : (\"plan\")"
+        );
+        assert_eq!(
+            in_sessions(&["a".into(), "b".into()], "chunk_text : (\"plan\")"),
+            "fts_session : (\"61\" OR \"62\") AND chunk_text : (\"plan\")"
         );
     }
 

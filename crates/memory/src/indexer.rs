@@ -27,13 +27,16 @@ use types::MemoryError;
 use crate::db::{Pool, off_runtime, query_error};
 use crate::embed::Embedder;
 use crate::retrieval::{PreparedChunk, insert_chunks, insert_vector, prepare};
-use crate::text::{chunk, extract_text};
+use crate::text::{answered_call_id, call_ids, chunk, extract_text, memory_tool_call_ids};
 
 /// With nothing queued, the queue is looked at again after this long
 /// (another process sharing the database may have queued events).
 const IDLE_POLL: Duration = Duration::from_secs(10);
 /// The longest pause after failures in a row.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// How many earlier events are searched for the call a tool result
+/// answers (one assistant message's calls are answered right after it).
+const CALL_LOOKBACK: i64 = 64;
 /// Old vectors deleted per transaction once a model change is complete.
 const DROP_BATCH: i64 = 256;
 
@@ -250,7 +253,20 @@ impl Indexer {
             self.backlog.indexed(0, commits_seen);
             return Ok(0);
         };
-        let prepared: Vec<Vec<PreparedChunk>> = queued.iter().map(chunks_of).collect();
+        let payloads: Vec<Option<Value>> = queued
+            .iter()
+            .map(|q| {
+                q.payload_json
+                    .as_deref()
+                    .and_then(|json| serde_json::from_str(json).ok())
+            })
+            .collect();
+        let memory_calls = self.memory_tool_calls(&queued, &payloads).await?;
+        let prepared: Vec<Vec<PreparedChunk>> = queued
+            .iter()
+            .zip(&payloads)
+            .map(|(event, payload)| chunks_of(event.sequence, payload.as_ref(), &memory_calls))
+            .collect();
         let all: Vec<PreparedChunk> = prepared.iter().flatten().cloned().collect();
         let vectors = embed_or_skip(self.embedder.as_ref(), &all).await;
         let model = self.embedder.model_name();
@@ -260,7 +276,10 @@ impl Indexer {
             let mut still_queued = HashSet::new();
             let failed = query_error("taking events off the index queue");
             let mut rows = tx
-                .query("DELETE FROM index_queue WHERE id <= ?1 RETURNING id", [last])
+                .query(
+                    "DELETE FROM index_queue WHERE id <= ?1 RETURNING id",
+                    [last],
+                )
                 .await
                 .map_err(&failed)?;
             while let Some(row) = rows.next().await.map_err(&failed)? {
@@ -268,7 +287,9 @@ impl Indexer {
             }
             let mut offset = 0;
             for (event, chunks) in queued.iter().zip(&prepared) {
-                let slice = vectors.as_deref().map(|v| &v[offset..offset + chunks.len()]);
+                let slice = vectors
+                    .as_deref()
+                    .map(|v| &v[offset..offset + chunks.len()]);
                 offset += chunks.len();
                 if still_queued.contains(&event.id) {
                     insert_chunks(&tx, &event.session_id, None, chunks, slice, model).await?;
@@ -280,6 +301,69 @@ impl Indexer {
         tx.finish(result).await?;
         self.backlog.indexed(queued.len(), commits_seen);
         Ok(queued.len())
+    }
+
+    /// The ids of memory tools' calls that tool results in the batch
+    /// answer. The calling message is usually in the batch; one that is
+    /// not (it had no text of its own, so it was never queued) is looked
+    /// for among the session's events just before the result.
+    async fn memory_tool_calls(
+        &self,
+        queued: &[Queued],
+        payloads: &[Option<Value>],
+    ) -> Result<HashSet<String>, MemoryError> {
+        let mut memory_calls: HashSet<String> = payloads
+            .iter()
+            .flatten()
+            .flat_map(memory_tool_call_ids)
+            .collect();
+        let batch_calls: HashSet<String> = payloads.iter().flatten().flat_map(call_ids).collect();
+        for (event, payload) in queued.iter().zip(payloads) {
+            let Some(answered) = payload.as_ref().and_then(answered_call_id) else {
+                continue;
+            };
+            if batch_calls.contains(&answered) {
+                continue;
+            }
+            for earlier in self
+                .events_before(&event.session_id, event.sequence)
+                .await?
+            {
+                if call_ids(&earlier).contains(&answered) {
+                    memory_calls.extend(memory_tool_call_ids(&earlier));
+                    break;
+                }
+            }
+        }
+        Ok(memory_calls)
+    }
+
+    /// The session's events just before `sequence`, newest first (a tool
+    /// result follows its call within the calls of one message).
+    async fn events_before(
+        &self,
+        session_id: &str,
+        sequence: i64,
+    ) -> Result<Vec<Value>, MemoryError> {
+        let conn = self.pool.reader().await?;
+        let failed = query_error("finding the call a tool result answers");
+        let mut rows = conn
+            .query(
+                "SELECT payload_json FROM conversation_events
+                 WHERE session_id = ?1 AND sequence < ?2
+                 ORDER BY sequence DESC LIMIT ?3",
+                (session_id, sequence, CALL_LOOKBACK),
+            )
+            .await
+            .map_err(&failed)?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next().await.map_err(&failed)? {
+            let json: String = row.get(0).map_err(&failed)?;
+            if let Ok(payload) = serde_json::from_str(&json) {
+                events.push(payload);
+            }
+        }
+        Ok(events)
     }
 
     async fn read_queue(&self) -> Result<Vec<Queued>, MemoryError> {
@@ -404,21 +488,21 @@ impl Indexer {
     }
 }
 
-/// The chunks of one queued event (none for an event that is gone or has
-/// no text).
-fn chunks_of(event: &Queued) -> Vec<PreparedChunk> {
-    let Some(payload) = event
-        .payload_json
-        .as_deref()
-        .and_then(|json| serde_json::from_str::<Value>(json).ok())
-    else {
+/// The chunks of one queued event (none for an event that is gone, has no
+/// text, or answers a call in `memory_calls`).
+fn chunks_of(
+    sequence: i64,
+    payload: Option<&Value>,
+    memory_calls: &HashSet<String>,
+) -> Vec<PreparedChunk> {
+    let Some(payload) = payload else {
         return Vec::new();
     };
-    let pieces: Vec<String> = extract_text(&payload)
+    let pieces: Vec<String> = extract_text(payload, |id| memory_calls.contains(id))
         .iter()
         .flat_map(|text| chunk(text))
         .collect();
-    prepare(pieces, event.sequence, event.sequence, &Value::Null)
+    prepare(pieces, None, sequence, sequence, &Value::Null)
 }
 
 /// Embeds `chunks`; when the embedder fails the chunks are still indexed

@@ -35,6 +35,7 @@ pub mod embed;
 mod fts;
 mod indexer;
 pub mod migrations;
+mod notes;
 mod retrieval;
 mod sessions;
 mod state;
@@ -48,4 +49,5 @@ pub use embed::{
     DIMENSIONS, Embedder, EndpointAccess, LexicalEmbedder, OpenAiEmbedder, build_embedder,
 };
 pub use fts::match_expression;
+pub use notes::{KNOWLEDGE_SESSION, MAX_NOTE_CHARS, NOTE_ID_PREFIX, NOTES_SESSION, is_reserved};
 pub use store::{LibsqlMemory, MemoryOptions, SessionInfo};

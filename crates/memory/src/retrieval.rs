@@ -20,15 +20,15 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use libsql::Connection;
 use serde_json::Value;
-use types::config::RetrievalScope;
 use types::{
     ChunkInput, MemoryError, MemoryRetrieval, MemorySummaryState, RetrievalResult,
     SummaryWriteOutcome, UpsertOutcome,
 };
 
 use crate::db::{now_ms, off_runtime, query_error};
-use crate::fts::{in_session, match_expression};
+use crate::fts::{in_sessions, match_expression};
 use crate::indexer::embed_or_skip;
+use crate::notes::automatic_within;
 use crate::state::{StoredSummary, read_state, touch_session, write_state};
 use crate::store::{LibsqlMemory, check_session_id};
 use crate::text::{chunk, chunk_id, content_hash};
@@ -67,9 +67,13 @@ impl PreparedChunk {
     }
 }
 
-/// Hashes `pieces` (dropping repeats within the batch).
+/// Hashes `pieces` (dropping repeats within the batch). A document's
+/// chunks hash with their source, so the same paragraph in two documents
+/// (or two notes) is two chunks, and removing one document never takes
+/// text from the other.
 pub(crate) fn prepare(
     pieces: Vec<String>,
+    source: Option<&str>,
     sequence_start: i64,
     sequence_end: i64,
     metadata: &Value,
@@ -82,7 +86,10 @@ pub(crate) fn prepare(
     pieces
         .into_iter()
         .filter_map(|text| {
-            let hash = content_hash(&text);
+            let hash = match source {
+                Some(source) => content_hash(&format!("{source}\n{text}")),
+                None => content_hash(&text),
+            };
             seen.insert(hash.clone()).then(|| PreparedChunk {
                 text,
                 hash,
@@ -182,11 +189,12 @@ struct Candidate {
     sequence_start: i64,
     sequence_end: i64,
     source_uri: Option<String>,
+    indexed_at: i64,
     raw: f64,
 }
 
-const CANDIDATE_COLUMNS: &str =
-    "c.chunk_id, c.session_id, c.chunk_text, c.sequence_start, c.sequence_end, f.source_uri";
+const CANDIDATE_COLUMNS: &str = "c.chunk_id, c.session_id, c.chunk_text, c.sequence_start, \
+     c.sequence_end, f.source_uri, c.created_at";
 
 async fn read_candidates(
     mut rows: libsql::Rows,
@@ -202,7 +210,8 @@ async fn read_candidates(
             sequence_start: row.get(3).map_err(&failed)?,
             sequence_end: row.get(4).map_err(&failed)?,
             source_uri: row.get(5).map_err(&failed)?,
-            raw: row.get(6).map_err(&failed)?,
+            indexed_at: row.get(6).map_err(&failed)?,
+            raw: row.get(7).map_err(&failed)?,
         });
     }
     Ok(out)
@@ -235,18 +244,47 @@ fn min_max(candidates: &mut [Candidate], flat: fn(f64) -> f64) {
 /// What one hybrid query searches, owned so that each half (vector and
 /// full text) can run on a thread of its own.
 #[derive(Debug, Clone)]
-struct Search {
-    scope: RetrievalScope,
-    session_id: String,
-    model: String,
+pub(crate) struct Search {
+    pub(crate) within: Within,
+    pub(crate) model: String,
     /// Candidates taken from each list.
-    wanted: usize,
+    pub(crate) wanted: usize,
 }
 
-fn session_filter(scope: RetrievalScope) -> &'static str {
-    match scope {
-        RetrievalScope::Session => "AND c.session_id = ?3",
-        RetrievalScope::User => "AND (?3 IS NOT NULL)",
+/// The sessions a search covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Within {
+    /// These sessions: a conversation with the saved notes, or the
+    /// documents.
+    Sessions(Vec<String>),
+    /// Every session.
+    All,
+}
+
+impl Within {
+    /// The sessions as a JSON array (one SQL parameter, read with
+    /// `json_each`); `[]` for every session.
+    fn sessions_json(&self) -> String {
+        match self {
+            Self::Sessions(ids) => serde_json::Value::from(ids.clone()).to_string(),
+            Self::All => "[]".to_owned(),
+        }
+    }
+
+    fn contains(&self, session_id: &str) -> bool {
+        match self {
+            Self::Sessions(ids) => ids.iter().any(|id| id == session_id),
+            Self::All => true,
+        }
+    }
+}
+
+/// The `WHERE` clause part restricting `c` (chunks) to the search's
+/// sessions, given as parameter `?3`.
+fn session_filter(within: &Within) -> &'static str {
+    match within {
+        Within::Sessions(_) => "AND c.session_id IN (SELECT value FROM json_each(?3))",
+        Within::All => "AND (?3 IS NOT NULL)",
     }
 }
 
@@ -254,12 +292,12 @@ fn session_filter(scope: RetrievalScope) -> &'static str {
 /// from an index without touching the rows: the session's chunks, or the
 /// user's vectors of this model. Enough to choose between plans.
 async fn scope_size(conn: &Connection, search: &Search) -> Result<i64, MemoryError> {
-    let sql = match search.scope {
-        RetrievalScope::Session => {
+    let sql = match search.within {
+        Within::Sessions(_) => {
             "SELECT count(*) FROM (SELECT 1 FROM chunks
-             WHERE session_id = ?2 AND ?1 IS NOT NULL LIMIT ?3)"
+             WHERE session_id IN (SELECT value FROM json_each(?2)) AND ?1 IS NOT NULL LIMIT ?3)"
         }
-        RetrievalScope::User => {
+        Within::All => {
             "SELECT count(*) FROM (SELECT 1 FROM chunks_vec
              WHERE embedding_model = ?1 AND ?2 IS NOT NULL LIMIT ?3)"
         }
@@ -270,7 +308,7 @@ async fn scope_size(conn: &Connection, search: &Search) -> Result<i64, MemoryErr
             sql,
             (
                 search.model.as_str(),
-                search.session_id.as_str(),
+                search.within.sessions_json(),
                 EXACT_SCAN_MAX + 1,
             ),
         )
@@ -297,14 +335,13 @@ async fn vector_candidates(
     query: &[f32],
 ) -> Result<VectorHits, MemoryError> {
     let Search {
-        scope,
-        session_id,
+        within,
         model,
         wanted,
     } = search;
-    let (model, session_id, wanted) = (model.as_str(), session_id.as_str(), *wanted);
+    let (model, sessions, wanted) = (model.as_str(), within.sessions_json(), *wanted);
     let blob = vector_blob(query);
-    let filter = session_filter(*scope);
+    let filter = session_filter(within);
     let scope_size = scope_size(conn, search).await?;
     if scope_size == 0 {
         return Ok(VectorHits::default());
@@ -319,10 +356,10 @@ async fn vector_candidates(
              JOIN chunks c ON c.chunk_id = v.chunk_id
              LEFT JOIN files f ON f.file_id = c.file_id
              WHERE v.embedding_model = ?2 {filter}
-             ORDER BY 7 DESC LIMIT ?5"
+             ORDER BY 8 DESC LIMIT ?5"
         );
         let rows = conn
-            .query(&sql, (blob.clone(), model, session_id, k, limit))
+            .query(&sql, (blob.clone(), model, sessions.as_str(), k, limit))
             .await
             .map_err(query_error("searching the vector index"))?;
         let found = read_candidates(rows, "searching the vector index").await?;
@@ -344,10 +381,10 @@ async fn vector_candidates(
          JOIN chunks_vec v ON v.chunk_id = c.chunk_id AND v.embedding_model = ?2
          LEFT JOIN files f ON f.file_id = c.file_id
          WHERE 1 {filter}
-         ORDER BY 7 DESC LIMIT ?4"
+         ORDER BY 8 DESC LIMIT ?4"
     );
     let rows = conn
-        .query(&sql, (blob, model, session_id, limit))
+        .query(&sql, (blob, model, sessions.as_str(), limit))
         .await
         .map_err(query_error("scanning vectors"))?;
     Ok(VectorHits {
@@ -408,27 +445,22 @@ async fn fts_candidates(
     search: &Search,
     expression: &str,
 ) -> Result<Vec<Candidate>, MemoryError> {
-    if search.scope == RetrievalScope::User {
+    let Within::Sessions(sessions) = &search.within else {
         return ranked_fts(conn, expression, search.wanted).await;
-    }
+    };
     if scope_size(conn, search).await? > EXACT_SCAN_MAX {
         let limit = search.wanted * FTS_OVERSAMPLE;
         let mut found = ranked_fts(conn, expression, limit).await?;
         let complete = found.len() < limit;
-        found.retain(|c| c.session_id == search.session_id);
+        found.retain(|c| search.within.contains(&c.session_id));
         if complete || found.len() >= search.wanted {
             found.truncate(search.wanted);
             return Ok(found);
         }
     }
-    // The key is the id's exact (hex) encoding: every match is this
-    // session's.
-    ranked_fts(
-        conn,
-        &in_session(&search.session_id, expression),
-        search.wanted,
-    )
-    .await
+    // The key is the ids' exact (hex) encoding: every match is one of
+    // these sessions'.
+    ranked_fts(conn, &in_sessions(sessions, expression), search.wanted).await
 }
 
 /// The `limit` best chunks matching `expression`, best first.
@@ -454,6 +486,115 @@ async fn ranked_fts(
 }
 
 impl LibsqlMemory {
+    /// The hybrid query over `within`: vector and full-text candidates,
+    /// each min-max normalised, merged with the configured weights, ties
+    /// broken by recency.
+    pub(crate) async fn ranked(
+        &self,
+        within: Within,
+        query: &str,
+        max_results: usize,
+    ) -> Result<Vec<RetrievalResult>, MemoryError> {
+        if max_results == 0 || query.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = (max_results * 4).clamp(MIN_CANDIDATES, MAX_CANDIDATES);
+        let query_vector = match self.embedder.embed(&[query.to_owned()]).await {
+            Ok(mut vectors) => vectors.pop().filter(|v| v.iter().any(|x| *x != 0.0)),
+            Err(error) => {
+                tracing::warn!(%error, "embedding the query failed; full-text search only");
+                None
+            }
+        };
+        let search = Search {
+            within,
+            model: self.embedder.model_name().to_owned(),
+            wanted,
+        };
+        // The two searches run at once, each on its own connection.
+        let vector = async {
+            match query_vector.clone() {
+                Some(v) => {
+                    self.search(search.clone(), move |conn, search| async move {
+                        vector_candidates(&conn, &search, &v).await
+                    })
+                    .await
+                }
+                None => Ok(VectorHits::default()),
+            }
+        };
+        let fts = async {
+            match match_expression(query) {
+                Some(expression) => {
+                    self.search(search.clone(), move |conn, search| async move {
+                        fts_candidates(&conn, &search, &expression).await
+                    })
+                    .await
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let (hits, mut fts) = tokio::try_join!(vector, fts)?;
+        let mut vector = match query_vector {
+            Some(query_vector) => {
+                self.with_missed_matches(hits, &fts, search, query_vector)
+                    .await?
+            }
+            None => hits.found,
+        };
+        // A neighbour pointing away from the query (cosine <= 0) carries no
+        // evidence of relevance.
+        vector.retain(|c| c.raw > 0.0);
+        min_max(&mut vector, |cosine| cosine.clamp(0.0, 1.0));
+        min_max(&mut fts, |_| 1.0);
+        let mut merged: HashMap<String, RetrievalResult> = HashMap::new();
+        for (candidate, is_vector) in vector
+            .into_iter()
+            .map(|c| (c, true))
+            .chain(fts.into_iter().map(|c| (c, false)))
+        {
+            let entry =
+                merged
+                    .entry(candidate.chunk_id.clone())
+                    .or_insert_with(|| RetrievalResult {
+                        chunk_id: candidate.chunk_id,
+                        session_id: candidate.session_id,
+                        text: candidate.text,
+                        score: 0.0,
+                        vector_score: 0.0,
+                        fts_score: 0.0,
+                        sequence_start: candidate.sequence_start,
+                        sequence_end: candidate.sequence_end,
+                        source_uri: candidate.source_uri,
+                        indexed_at: candidate.indexed_at,
+                    });
+            if is_vector {
+                entry.vector_score = candidate.raw;
+            } else {
+                entry.fts_score = candidate.raw;
+            }
+        }
+        let mut results: Vec<RetrievalResult> = merged
+            .into_values()
+            .map(|mut r| {
+                r.score = self.options.vector_weight * r.vector_score
+                    + self.options.fts_weight * r.fts_score;
+                r
+            })
+            // Every candidate matched (a query word, or a vector pointing
+            // its way); min-max gives the weakest a score of 0, and it is
+            // still a match.
+            .collect();
+        results.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(b.sequence_end.cmp(&a.sequence_end))
+                .then(a.chunk_id.cmp(&b.chunk_id))
+        });
+        results.truncate(max_results);
+        Ok(results)
+    }
+
     /// Runs one half of a hybrid query on the blocking pool with a read
     /// connection of its own (see `off_runtime`).
     async fn search<F, Fut, T>(&self, search: Search, run: F) -> Result<T, MemoryError>
@@ -573,108 +714,20 @@ impl LibsqlMemory {
 
 #[async_trait]
 impl MemoryRetrieval for LibsqlMemory {
+    /// The automatic retrieval before a turn: the configured scope (the
+    /// conversation, or every session), with the saved notes.
     async fn hybrid_query(
         &self,
         session_id: &str,
         query: &str,
         max_results: usize,
     ) -> Result<Vec<RetrievalResult>, MemoryError> {
-        if max_results == 0 || query.trim().is_empty() {
-            return Ok(Vec::new());
-        }
-        let wanted = (max_results * 4).clamp(MIN_CANDIDATES, MAX_CANDIDATES);
-        let query_vector = match self.embedder.embed(&[query.to_owned()]).await {
-            Ok(mut vectors) => vectors.pop().filter(|v| v.iter().any(|x| *x != 0.0)),
-            Err(error) => {
-                tracing::warn!(%error, "embedding the query failed; full-text search only");
-                None
-            }
-        };
-        let search = Search {
-            scope: self.options.scope,
-            session_id: session_id.to_owned(),
-            model: self.embedder.model_name().to_owned(),
-            wanted,
-        };
-        // The two searches run at once, each on its own connection.
-        let vector = async {
-            match query_vector.clone() {
-                Some(v) => {
-                    self.search(search.clone(), move |conn, search| async move {
-                        vector_candidates(&conn, &search, &v).await
-                    })
-                    .await
-                }
-                None => Ok(VectorHits::default()),
-            }
-        };
-        let fts = async {
-            match match_expression(query) {
-                Some(expression) => {
-                    self.search(search.clone(), move |conn, search| async move {
-                        fts_candidates(&conn, &search, &expression).await
-                    })
-                    .await
-                }
-                None => Ok(Vec::new()),
-            }
-        };
-        let (hits, mut fts) = tokio::try_join!(vector, fts)?;
-        let mut vector = match query_vector {
-            Some(query_vector) => {
-                self.with_missed_matches(hits, &fts, search, query_vector)
-                    .await?
-            }
-            None => hits.found,
-        };
-        // A neighbour pointing away from the query (cosine <= 0) carries no
-        // evidence of relevance.
-        vector.retain(|c| c.raw > 0.0);
-        min_max(&mut vector, |cosine| cosine.clamp(0.0, 1.0));
-        min_max(&mut fts, |_| 1.0);
-        let mut merged: HashMap<String, RetrievalResult> = HashMap::new();
-        for (candidate, is_vector) in vector
-            .into_iter()
-            .map(|c| (c, true))
-            .chain(fts.into_iter().map(|c| (c, false)))
-        {
-            let entry =
-                merged
-                    .entry(candidate.chunk_id.clone())
-                    .or_insert_with(|| RetrievalResult {
-                        chunk_id: candidate.chunk_id,
-                        session_id: candidate.session_id,
-                        text: candidate.text,
-                        score: 0.0,
-                        vector_score: 0.0,
-                        fts_score: 0.0,
-                        sequence_start: candidate.sequence_start,
-                        sequence_end: candidate.sequence_end,
-                        source_uri: candidate.source_uri,
-                    });
-            if is_vector {
-                entry.vector_score = candidate.raw;
-            } else {
-                entry.fts_score = candidate.raw;
-            }
-        }
-        let mut results: Vec<RetrievalResult> = merged
-            .into_values()
-            .map(|mut r| {
-                r.score = self.options.vector_weight * r.vector_score
-                    + self.options.fts_weight * r.fts_score;
-                r
-            })
-            .filter(|r| r.score > 0.0)
-            .collect();
-        results.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(b.sequence_end.cmp(&a.sequence_end))
-                .then(a.chunk_id.cmp(&b.chunk_id))
-        });
-        results.truncate(max_results);
-        Ok(results)
+        self.ranked(
+            automatic_within(self.options.scope, session_id),
+            query,
+            max_results,
+        )
+        .await
     }
 
     /// Indexes document or message text. Each input is normalised and cut
@@ -692,6 +745,7 @@ impl MemoryRetrieval for LibsqlMemory {
         for input in chunks {
             let prepared = prepare(
                 chunk(&input.text),
+                input.source_uri.as_deref(),
                 input.sequence_start,
                 input.sequence_end,
                 &input.metadata,
@@ -789,6 +843,7 @@ mod tests {
             sequence_start: 0,
             sequence_end: 0,
             source_uri: None,
+            indexed_at: 0,
             raw,
         }
     }
@@ -840,8 +895,7 @@ mod tests {
             .collect();
         memory.upsert_chunks("s", inputs).await.unwrap();
         let search = Search {
-            scope: RetrievalScope::Session,
-            session_id: "s".into(),
+            within: Within::Sessions(vec!["s".into()]),
             model: embedder.model_name().to_owned(),
             wanted: 20,
         };

@@ -5,13 +5,14 @@
 use types::MemoryError;
 
 use crate::db::query_error;
-use crate::store::{LibsqlMemory, SessionInfo, check_session_id};
+use crate::notes::is_reserved;
+use crate::store::{LibsqlMemory, SessionInfo, check_conversation_id};
 
 impl LibsqlMemory {
     /// Records a new, empty session created at `at_ms`. An existing id is
     /// `MemoryError::Query` naming it (nothing is changed).
     pub async fn create_session(&self, session_id: &str, at_ms: i64) -> Result<(), MemoryError> {
-        check_session_id(session_id)?;
+        check_conversation_id(session_id)?;
         let tx = self.pool.begin_write().await?;
         let result = async {
             let inserted = tx
@@ -33,8 +34,12 @@ impl LibsqlMemory {
         tx.finish(result).await
     }
 
-    /// The session, if it exists.
+    /// The conversation, if it exists (memory's own sessions are not
+    /// conversations).
     pub async fn session(&self, session_id: &str) -> Result<Option<SessionInfo>, MemoryError> {
+        if is_reserved(session_id) {
+            return Ok(None);
+        }
         Ok(self
             .query_sessions("WHERE s.session_id = ?1", [session_id])
             .await?

@@ -15,6 +15,7 @@ use crate::db::{Location, Pool, query_error};
 use crate::embed::Embedder;
 use crate::indexer::{Backlog, Indexer, IndexerTask};
 use crate::migrations::{self, MIGRATIONS};
+use crate::notes::{KNOWLEDGE_SESSION, NOTES_SESSION, is_reserved};
 use crate::text::extract_text;
 
 /// How a `LibsqlMemory` is opened and ranks results.
@@ -152,8 +153,11 @@ impl LibsqlMemory {
 
     /// Every session, most recently updated first.
     pub async fn list_sessions(&self) -> Result<Vec<SessionInfo>, MemoryError> {
-        self.query_sessions("ORDER BY s.updated_at DESC, s.session_id", ())
-            .await
+        self.query_sessions(
+            "WHERE s.session_id NOT IN (?1, ?2) ORDER BY s.updated_at DESC, s.session_id",
+            (NOTES_SESSION, KNOWLEDGE_SESSION),
+        )
+        .await
     }
 
     /// Sessions selected by `tail` (a `WHERE` and/or `ORDER BY` clause over
@@ -256,6 +260,17 @@ pub(crate) fn check_session_id(session_id: &str) -> Result<(), MemoryError> {
     Ok(())
 }
 
+/// A conversation's id: not empty, and not one of memory's own sessions.
+pub(crate) fn check_conversation_id(session_id: &str) -> Result<(), MemoryError> {
+    check_session_id(session_id)?;
+    if is_reserved(session_id) {
+        return Err(MemoryError::Invalid(format!(
+            "session id '{session_id}' is reserved for memory's notes and documents; a conversation cannot use it"
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Memory for LibsqlMemory {
     /// Steps 1–4 of spec 05 and the event's place in the index queue, in
@@ -268,10 +283,12 @@ impl Memory for LibsqlMemory {
         sequence: i64,
         payload: Value,
     ) -> Result<(), MemoryError> {
-        check_session_id(session_id)?;
+        check_conversation_id(session_id)?;
         let payload_json = serde_json::to_string(&payload)
             .map_err(|e| MemoryError::Serialization(format!("event payload: {e}")))?;
-        let admission = match extract_text(&payload).is_empty() {
+        // Whether a tool result answers a memory tool is the indexer's
+        // question; here any text means the event is queued.
+        let admission = match extract_text(&payload, |_| false).is_empty() {
             true => None,
             false => Some(self.backlog.admit().await),
         };

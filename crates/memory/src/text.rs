@@ -12,6 +12,13 @@ pub const CHUNK_OVERLAP: usize = 96;
 /// How far back from a chunk's hard end a whitespace cut is looked for.
 const CUT_SEARCH: usize = 160;
 
+/// Tools whose names start with this work on memory itself
+/// (`memory_search`, `memory_save`, …): their calls and results are
+/// copies of memory, not conversation, and are never indexed — a search
+/// result indexed again would echo in later searches, and a deleted note
+/// would live on in the call that saved it.
+pub const MEMORY_TOOL_PREFIX: &str = "memory_";
+
 /// The indexable parts of a message payload. Unknown fields are ignored:
 /// payloads are whatever the runtime stored.
 #[derive(Debug, Default, Deserialize)]
@@ -20,33 +27,86 @@ struct IndexableMessage {
     content: Option<String>,
     #[serde(default)]
     tool_calls: Vec<IndexableCall>,
+    /// Set on a tool result: the call it answers.
+    #[serde(default)]
+    tool_call_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct IndexableCall {
     #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
     arguments: Option<String>,
+}
+
+fn is_memory_tool(name: &str) -> bool {
+    name.starts_with(MEMORY_TOOL_PREFIX)
 }
 
 /// The text worth indexing in an event: message text and tool-call
 /// arguments; a bare JSON string is indexed as is; anything else is not
-/// indexed.
-pub fn extract_text(payload: &Value) -> Vec<String> {
+/// indexed. Memory tools' calls are left out, and so is a tool result
+/// when `answers_memory_tool` says its call id is one of theirs.
+pub fn extract_text(payload: &Value, answers_memory_tool: impl Fn(&str) -> bool) -> Vec<String> {
     match payload {
         Value::String(text) => vec![text.clone()],
         Value::Object(_) => {
             let Ok(message) = IndexableMessage::deserialize(payload) else {
                 return Vec::new();
             };
+            if message
+                .tool_call_id
+                .as_deref()
+                .is_some_and(answers_memory_tool)
+            {
+                return Vec::new();
+            }
             message
                 .content
                 .into_iter()
-                .chain(message.tool_calls.into_iter().filter_map(|c| c.arguments))
+                .chain(
+                    message
+                        .tool_calls
+                        .into_iter()
+                        .filter(|c| !is_memory_tool(&c.name))
+                        .filter_map(|c| c.arguments),
+                )
                 .filter(|text| !text.trim().is_empty())
                 .collect()
         }
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::Array(_) => Vec::new(),
     }
+}
+
+/// The ids of the memory tools' calls an event makes.
+pub fn memory_tool_call_ids(payload: &Value) -> Vec<String> {
+    IndexableMessage::deserialize(payload)
+        .map(|message| {
+            message
+                .tool_calls
+                .into_iter()
+                .filter(|c| is_memory_tool(&c.name))
+                .map(|c| c.id)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ids of every tool call an event makes.
+pub fn call_ids(payload: &Value) -> Vec<String> {
+    IndexableMessage::deserialize(payload)
+        .map(|message| message.tool_calls.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default()
+}
+
+/// The call id a tool result answers, if the event is one.
+pub fn answered_call_id(payload: &Value) -> Option<String> {
+    IndexableMessage::deserialize(payload)
+        .ok()
+        .and_then(|message| message.tool_call_id)
 }
 
 /// Collapses every whitespace run to one space and trims the ends.
@@ -125,6 +185,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn none(_: &str) -> bool {
+        false
+    }
+
     #[test]
     fn message_text_and_tool_arguments_are_extracted() {
         let payload = json!({
@@ -134,13 +198,31 @@ mod tests {
             "cancelled": true
         });
         assert_eq!(
-            extract_text(&payload),
+            extract_text(&payload, none),
             ["Let me look.", "{\"path\":\"/shared/plan.md\"}"]
         );
-        assert_eq!(extract_text(&json!("plain")), ["plain"]);
-        assert!(extract_text(&json!({"role": "assistant", "content": null})).is_empty());
-        assert!(extract_text(&json!([1, 2])).is_empty());
-        assert!(extract_text(&json!({"content": 5})).is_empty());
+        assert_eq!(extract_text(&json!("plain"), none), ["plain"]);
+        assert!(extract_text(&json!({"role": "assistant", "content": null}), none).is_empty());
+        assert!(extract_text(&json!([1, 2]), none).is_empty());
+        assert!(extract_text(&json!({"content": 5}), none).is_empty());
+    }
+
+    #[test]
+    fn memory_tools_calls_and_results_are_not_conversation() {
+        let call = json!({
+            "role": "assistant",
+            "content": "Noted.",
+            "tool_calls": [
+                {"id": "c1", "name": "memory_save", "arguments": "{\"text\":\"cat: Marmalade\"}"},
+                {"id": "c2", "name": "file_read", "arguments": "{\"path\":\"a\"}"}
+            ]
+        });
+        assert_eq!(extract_text(&call, none), ["Noted.", "{\"path\":\"a\"}"]);
+        assert_eq!(memory_tool_call_ids(&call), ["c1"]);
+        let result = json!({"role": "tool", "tool_call_id": "c1", "content": "Saved note note-1"});
+        assert_eq!(answered_call_id(&result).as_deref(), Some("c1"));
+        assert!(extract_text(&result, |id| id == "c1").is_empty());
+        assert_eq!(extract_text(&result, none), ["Saved note note-1"]);
     }
 
     #[test]

@@ -224,6 +224,7 @@ impl MemoryRetrieval for RecordingMemory {
                         sequence_start: chunk.sequence_start,
                         sequence_end: chunk.sequence_end,
                         source_uri: chunk.source_uri.clone(),
+                        indexed_at: 0,
                     }
                 })
             })

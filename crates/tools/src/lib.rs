@@ -6,6 +6,7 @@
 //! crate never decides on its own what a path or command may touch.
 
 pub mod file;
+pub mod memory;
 pub mod registry;
 pub mod settings;
 pub mod shell;

@@ -133,6 +133,14 @@ pub enum MemoryError {
     Embedding(String),
     #[error("session '{0}' not found")]
     SessionNotFound(String),
+    /// `memory_update` / `memory_delete` named no saved note.
+    #[error(
+        "there is no saved note '{0}' (note ids look like note-1a2b3c4d5e6f; memory_search finds them)"
+    )]
+    NoteNotFound(String),
+    /// Text that cannot be stored as asked (e.g. an empty note).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Failures of a channel adapter.

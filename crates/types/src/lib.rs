@@ -32,8 +32,8 @@ pub use error::{
 };
 pub use ids::{ModelId, ProviderId, SessionId, TurnId, UserId};
 pub use memory::{
-    ChunkInput, Memory, MemoryRecord, MemoryRetrieval, MemorySummaryState, RetrievalResult,
-    SummaryWriteOutcome, UpsertOutcome,
+    AgentMemory, ChunkInput, Memory, MemoryRecord, MemoryRetrieval, MemorySummaryState,
+    RetrievalResult, SavedNote, SearchScope, SummaryWriteOutcome, UpsertOutcome,
 };
 pub use message::{
     Context, FinishReason, GenerationSettings, Message, MessageRole, ProviderStream,

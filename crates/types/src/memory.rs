@@ -29,6 +29,33 @@ pub struct RetrievalResult {
     pub sequence_end: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_uri: Option<String>,
+    /// When the text was indexed (milliseconds since the Unix epoch; for
+    /// conversation text, moments after it was said).
+    #[serde(default)]
+    pub indexed_at: i64,
+}
+
+/// What a deliberate search of memory covers (`memory_search`'s `scope`).
+/// Notes the agent saved belong to the user, so they are searched with
+/// the conversation as well as with every conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchScope {
+    /// This conversation and the saved notes.
+    #[default]
+    Session,
+    /// Every conversation, the saved notes and the indexed documents.
+    User,
+    /// Only the indexed documents (the knowledge directory).
+    Files,
+}
+
+/// A note the agent saved on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedNote {
+    /// The note's id (`note-…`), for `memory_update` and `memory_delete`.
+    pub note_id: String,
+    pub text: String,
 }
 
 /// A piece of text to index: a message excerpt or part of a document.
@@ -72,6 +99,30 @@ pub enum SummaryWriteOutcome {
     Applied { new_epoch: u64 },
     /// Another writer got there first; nothing changed.
     Stale { current_epoch: u64 },
+}
+
+/// The memory the agent uses on purpose, through its memory tools:
+/// searching with an explicit scope, and user-scoped notes that later
+/// sessions retrieve. Only notes can be changed or deleted this way; the
+/// conversation history cannot.
+#[async_trait]
+pub trait AgentMemory: Send + Sync {
+    /// The best `max_results` matches of `query` within `scope`, seen
+    /// from the conversation `session_id`.
+    async fn search(
+        &self,
+        session_id: &str,
+        query: &str,
+        scope: SearchScope,
+        max_results: usize,
+    ) -> Result<Vec<RetrievalResult>, MemoryError>;
+    /// Saves a note (remembering the conversation it came from); returns
+    /// its id.
+    async fn save_note(&self, session_id: &str, text: &str) -> Result<String, MemoryError>;
+    /// Replaces a note's text. An unknown id is `NoteNotFound`.
+    async fn update_note(&self, note_id: &str, text: &str) -> Result<SavedNote, MemoryError>;
+    /// Deletes a note. An unknown id is `NoteNotFound`.
+    async fn delete_note(&self, note_id: &str) -> Result<(), MemoryError>;
 }
 
 /// Durable, append-only conversation storage.
@@ -144,6 +195,7 @@ mod tests {
             sequence_start: 1,
             sequence_end: 2,
             source_uri: Some("file:///shared/a.md".into()),
+            indexed_at: 1_700_000_000_000,
         });
         round_trip(&ChunkInput {
             text: "doc".into(),

@@ -111,7 +111,10 @@ async fn sigkill_mid_write_keeps_every_acknowledged_event() {
             &format!("SELECT count(*) FROM index_queue WHERE session_id = '{session}'"),
         )
         .await;
-        assert!(unindexed > 0, "round {round}: the kill found everything indexed");
+        assert!(
+            unindexed > 0,
+            "round {round}: the kill found everything indexed"
+        );
         let memory = open(&path).await;
         assert_eq!(
             memory.integrity_check().await.unwrap(),

@@ -25,7 +25,11 @@ async fn a_store_returns_before_indexing_and_retrieval_catches_up() {
     .await
     .unwrap();
     memory
-        .store("s", 1, json!({"role": "user", "content": "the vault key is under the doormat"}))
+        .store(
+            "s",
+            1,
+            json!({"role": "user", "content": "the vault key is under the doormat"}),
+        )
         .await
         .unwrap();
     // Durable and restorable at once; indexed a little later.
@@ -33,13 +37,19 @@ async fn a_store_returns_before_indexing_and_retrieval_catches_up() {
     assert_eq!(count(&path, "SELECT count(*) FROM index_queue").await, 1);
     assert_eq!(count(&path, "SELECT count(*) FROM chunks").await, 0);
     // Events without text are stored but never queued.
-    memory.store("s", 2, json!({"role": "assistant"})).await.unwrap();
+    memory
+        .store("s", 2, json!({"role": "assistant"}))
+        .await
+        .unwrap();
     assert_eq!(count(&path, "SELECT count(*) FROM index_queue").await, 1);
 
     memory.wait_indexed().await;
     assert_eq!(memory.index_backlog(), 0);
     assert_eq!(count(&path, "SELECT count(*) FROM index_queue").await, 0);
-    let hits = memory.hybrid_query("s", "where is the vault key", 1).await.unwrap();
+    let hits = memory
+        .hybrid_query("s", "where is the vault key", 1)
+        .await
+        .unwrap();
     assert_eq!(hits[0].text, "the vault key is under the doormat");
     assert!(hits[0].vector_score > 0.0);
 }
@@ -98,7 +108,10 @@ async fn a_write_burst_waits_for_the_indexer_and_loses_nothing() {
         largest_queue <= MAX_BACKLOG as i64 && largest_backlog <= MAX_BACKLOG,
         "queue {largest_queue}, backlog {largest_backlog}, limit {MAX_BACKLOG}"
     );
-    assert!(largest_backlog > 0, "the burst never got ahead of the indexer");
+    assert!(
+        largest_backlog > 0,
+        "the burst never got ahead of the indexer"
+    );
 
     memory.wait_indexed().await;
     assert_eq!(count(&path, "SELECT count(*) FROM index_queue").await, 0);

@@ -92,6 +92,31 @@ async fn ties_are_broken_by_recency() {
 }
 
 #[tokio::test]
+async fn the_weakest_of_two_matches_is_still_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = open(&dir.path().join("m.db")).await;
+    memory
+        .store("s", 1, json!("what is my cat called?"))
+        .await
+        .unwrap();
+    memory
+        .store(
+            "s",
+            2,
+            json!("The cat is called Marmalade and hides from the vacuum."),
+        )
+        .await
+        .unwrap();
+    memory.wait_indexed().await;
+    // Min-max scores the weaker match 0 in both lists; it still matched.
+    let hits = memory
+        .hybrid_query("s", "what is the cat called", 5)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+}
+
+#[tokio::test]
 async fn hostile_full_text_queries_never_fail() {
     let dir = tempfile::tempdir().unwrap();
     let memory = labelled(&dir.path().join("m.db")).await;

@@ -18,7 +18,7 @@ use types::config::{EmbeddingConfig, GatewayConfig};
 use types::protocol::bootstrap::RunnerBootstrapEnvelope;
 use types::protocol::file_ops::Mount;
 use types::protocol::gateway::GatewayEndpoint;
-use types::{AgentConfig, ModelCatalog, ModelDescriptor, ProviderId, SecretString};
+use types::{AgentConfig, AgentMemory, ModelCatalog, ModelDescriptor, ProviderId, SecretString};
 
 use super::GuestError;
 use super::directory::MemorySessionDirectory;
@@ -28,8 +28,9 @@ use super::tools::build_registry;
 const SYSTEM_PROMPT: &str = "You are Oxydra, a helpful assistant running in a sandbox on the \
 user's own machine. Your workspace has three areas: `shared/` for the user's files (persistent), \
 `tmp/` for scratch work, and `vault/` for sensitive files, which you can only copy out with \
-`vault_copyto` when the user asks. Use your tools when they help; say plainly when something \
-fails.";
+`vault_copyto` when the user asks. Your memory outlasts this conversation: `memory_search` finds \
+earlier conversations, saved notes and the user's documents, and `memory_save` keeps a fact for \
+later sessions. Use your tools when they help; say plainly when something fails.";
 
 /// A serving guest.
 #[derive(Debug)]
@@ -105,6 +106,7 @@ pub async fn start(envelope: RunnerBootstrapEnvelope) -> Result<RunningGuest, Gu
         &workspace,
         scrubber.clone(),
         approval,
+        memory.clone().map(|memory| memory as Arc<dyn AgentMemory>),
         &lookup,
     )?;
     tracing::info!(tools = ?registry.names().collect::<Vec<_>>(), "tools registered");

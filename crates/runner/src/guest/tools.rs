@@ -1,5 +1,6 @@
 //! Registers the tools the envelope allows: file and vault tools always
-//! (inside the WASM sandbox), web tools when enabled, `shell_exec` only
+//! (inside the WASM sandbox), the memory tools when memory is on, web
+//! tools when enabled, `shell_exec` only
 //! where the runner provided a safe backend. A tool whose backend is
 //! unavailable is never registered, and the operator's disabled tools are
 //! removed last.
@@ -11,13 +12,14 @@ use sandbox::scrub::Scrubber;
 use sandbox::shell_policy::ShellWorkspace;
 use sandbox::{FileRunner, LazyWasmRunner, WasmRunnerConfig, Workspace};
 use tools::file::register_file_tools;
+use tools::memory::register_memory_tools;
 use tools::shell::{ShellBackend, ShellDaemonEndpoint, VsockShellSession, register_shell_tool};
 use tools::vault::{TracingAudit, register_vault_tool};
 use tools::web::register_web_tools;
 use tools::{ApprovalGate, ToolRegistry, settings};
-use types::AgentConfig;
 use types::protocol::bootstrap::{RunnerBootstrapEnvelope, ShellMode};
 use types::protocol::file_ops::Mount;
+use types::{AgentConfig, AgentMemory};
 
 use super::GuestError;
 
@@ -30,6 +32,7 @@ pub fn build_registry(
     workspace: &Workspace,
     scrubber: Arc<Scrubber>,
     approval: Arc<dyn ApprovalGate>,
+    memory: Option<Arc<dyn AgentMemory>>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ToolRegistry, GuestError> {
     let tool_error = |what: &str, why: String| GuestError::Tools(format!("{what}: {why}"));
@@ -44,6 +47,10 @@ pub fn build_registry(
         .map_err(|e| tool_error("file tools", e.to_string()))?;
     register_vault_tool(&mut registry, workspace, runner, Arc::new(TracingAudit))
         .map_err(|e| tool_error("vault_copyto", e.to_string()))?;
+    if let Some(memory) = memory {
+        register_memory_tools(&mut registry, memory)
+            .map_err(|e| tool_error("memory tools", e.to_string()))?;
+    }
 
     let web = &config.tools.web;
     if web.enabled {

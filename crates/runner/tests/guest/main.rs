@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod faults;
 mod hardening;
+mod memory_tools;
 mod serving;
 
 pub use chat::{connect, echo_llm, health, turn};
