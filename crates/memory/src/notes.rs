@@ -1,5 +1,6 @@
-//! What the agent keeps on purpose (`AgentMemory`): scoped search, and
-//! notes that belong to the user rather than to one conversation.
+//! What the agent keeps on purpose (`AgentMemory`): scoped search, notes
+//! that belong to the user rather than to one conversation, and the
+//! documents of the knowledge directory.
 //!
 //! Notes and indexed documents live in two reserved sessions, so they reuse
 //! the chunk, vector and full-text machinery (and its cascades) unchanged:
@@ -8,6 +9,7 @@
 //! vectors and full-text entries. Reserved sessions are never listed as
 //! conversations, and no conversation event can be stored in one.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
@@ -103,6 +105,52 @@ impl LibsqlMemory {
     }
 }
 
+impl LibsqlMemory {
+    /// The sources (documents) indexed in `session_id`.
+    pub async fn sources(&self, session_id: &str) -> Result<Vec<String>, MemoryError> {
+        Ok(self.source_hashes(session_id).await?.into_keys().collect())
+    }
+
+    /// Each source indexed in `session_id` with its content hash.
+    pub(crate) async fn source_hashes(
+        &self,
+        session_id: &str,
+    ) -> Result<HashMap<String, String>, MemoryError> {
+        let conn = self.pool.reader().await?;
+        let failed = query_error("listing indexed documents");
+        let mut rows = conn
+            .query(
+                "SELECT source_uri, content_hash FROM files WHERE session_id = ?1",
+                [session_id],
+            )
+            .await
+            .map_err(&failed)?;
+        let mut sources = HashMap::new();
+        while let Some(row) = rows.next().await.map_err(&failed)? {
+            sources.insert(row.get(0).map_err(&failed)?, row.get(1).map_err(&failed)?);
+        }
+        Ok(sources)
+    }
+
+    /// Removes a document and everything indexed from it; returns whether
+    /// it was indexed.
+    pub async fn forget_source(
+        &self,
+        session_id: &str,
+        source_uri: &str,
+    ) -> Result<bool, MemoryError> {
+        let tx = self.pool.begin_write().await?;
+        let result = tx
+            .execute(
+                "DELETE FROM files WHERE session_id = ?1 AND source_uri = ?2",
+                (session_id, source_uri),
+            )
+            .await
+            .map_err(query_error("removing an indexed document"));
+        Ok(tx.finish(result).await? > 0)
+    }
+}
+
 #[async_trait]
 impl AgentMemory for LibsqlMemory {
     async fn search(
@@ -140,21 +188,12 @@ impl AgentMemory for LibsqlMemory {
     }
 
     async fn delete_note(&self, note_id: &str) -> Result<(), MemoryError> {
-        if !note_id.starts_with(NOTE_ID_PREFIX) {
+        if !note_id.starts_with(NOTE_ID_PREFIX)
+            || !self.forget_source(NOTES_SESSION, note_id).await?
+        {
             return Err(MemoryError::NoteNotFound(note_id.to_owned()));
         }
-        let tx = self.pool.begin_write().await?;
-        let result = tx
-            .execute(
-                "DELETE FROM files WHERE session_id = ?1 AND source_uri = ?2",
-                (NOTES_SESSION, note_id),
-            )
-            .await
-            .map_err(query_error("deleting the note"));
-        match tx.finish(result).await? {
-            0 => Err(MemoryError::NoteNotFound(note_id.to_owned())),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 }
 

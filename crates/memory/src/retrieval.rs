@@ -101,6 +101,17 @@ pub(crate) fn prepare(
         .collect()
 }
 
+/// The content hash of a document, over its chunks.
+fn source_hash(chunks: &[PreparedChunk]) -> String {
+    content_hash(
+        &chunks
+            .iter()
+            .map(|c| c.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
 /// The little-endian f32 bytes of a vector (libSQL's F32 blob layout).
 fn vector_blob(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -653,13 +664,7 @@ impl LibsqlMemory {
         chunks: &[PreparedChunk],
     ) -> Result<i64, MemoryError> {
         let failed = query_error("recording the indexed file");
-        let hash = content_hash(
-            &chunks
-                .iter()
-                .map(|c| c.text.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        );
+        let hash = source_hash(chunks);
         let mut rows = conn
             .query(
                 "SELECT file_id, content_hash FROM files WHERE session_id = ?1 AND source_uri = ?2",
@@ -755,12 +760,28 @@ impl MemoryRetrieval for LibsqlMemory {
                 None => groups.push((input.source_uri, prepared)),
             }
         }
+        // A document indexed with this very content is left alone (not
+        // even embedded again): re-indexing a directory costs only reads.
+        let stored = self.source_hashes(session_id).await?;
+        let mut unchanged = 0;
+        groups.retain(|(source, prepared)| {
+            let same = source
+                .as_ref()
+                .is_some_and(|uri| stored.get(uri) == Some(&source_hash(prepared)));
+            if same {
+                unchanged += prepared.len();
+            }
+            !same
+        });
         let all: Vec<PreparedChunk> = groups.iter().flat_map(|(_, c)| c.clone()).collect();
         let vectors = embed_or_skip(self.embedder.as_ref(), &all).await;
         let tx = self.pool.begin_write().await?;
         let result = async {
             touch_session(&tx, session_id, self.options.agent_identity.as_deref()).await?;
-            let mut outcome = UpsertOutcome::default();
+            let mut outcome = UpsertOutcome {
+                inserted: 0,
+                deduplicated: unchanged,
+            };
             let mut offset = 0;
             for (source, prepared) in &groups {
                 let file_id = match source {

@@ -206,6 +206,9 @@ pub enum ConfigError {
     /// full key (`runtime.max_turns`).
     #[error("{field} must be greater than 0")]
     NonPositiveLimit { field: &'static str },
+    /// Rule 5, for the knowledge directory.
+    #[error("{0}")]
+    KnowledgePath(String),
     /// Rule 4, for a provider entry's timeouts.
     #[error("providers.{provider}.{field} must be greater than 0")]
     NonPositiveProviderLimit {

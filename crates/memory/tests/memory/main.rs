@@ -9,6 +9,7 @@ mod crash;
 mod embedders;
 mod indexing;
 mod migrations;
+mod notes;
 mod remote;
 mod retrieval;
 mod runtime_restore;

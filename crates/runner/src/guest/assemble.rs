@@ -22,6 +22,7 @@ use types::{AgentConfig, AgentMemory, ModelCatalog, ModelDescriptor, ProviderId,
 
 use super::GuestError;
 use super::directory::MemorySessionDirectory;
+use super::knowledge::{self, KnowledgeWatcher};
 use super::tools::build_registry;
 
 /// What the agent is told about itself and its workspace.
@@ -38,6 +39,7 @@ pub struct RunningGuest {
     gateway: RunningGateway,
     endpoint_file: EndpointFile,
     memory: Option<Arc<LibsqlMemory>>,
+    knowledge: Option<KnowledgeWatcher>,
 }
 
 impl RunningGuest {
@@ -55,6 +57,7 @@ impl RunningGuest {
     /// even when the gateway reports an error.
     pub async fn stop(self) -> Result<(), GuestError> {
         let stopped = self.gateway.shutdown().await;
+        drop(self.knowledge);
         // Every turn has ended and all writes are committed; dropping the
         // last handle closes the database.
         drop(self.memory);
@@ -152,10 +155,17 @@ pub async fn start(envelope: RunnerBootstrapEnvelope) -> Result<RunningGuest, Gu
     let endpoint_file = write_endpoint_file(workspace.mount_dir(Mount::Tmp), &gateway.endpoint())
         .await
         .map_err(|e| GuestError::Gateway(e.to_string()))?;
+    let knowledge = match &memory {
+        Some(memory) if config.memory.knowledge.enabled => {
+            Some(watch_knowledge(memory, &workspace, config)?)
+        }
+        _ => None,
+    };
     Ok(RunningGuest {
         gateway,
         endpoint_file,
         memory,
+        knowledge,
     })
 }
 
@@ -207,6 +217,28 @@ async fn open_memory(
         .await
         .map_err(|e| GuestError::Memory(e.to_string()))?;
     Ok(Some(Arc::new(memory)))
+}
+
+/// Follows the knowledge directory (created when missing, so the user sees
+/// where documents go).
+fn watch_knowledge(
+    memory: &Arc<LibsqlMemory>,
+    workspace: &Workspace,
+    config: &AgentConfig,
+) -> Result<KnowledgeWatcher, GuestError> {
+    let knowledge = &config.memory.knowledge;
+    let relative = knowledge.relative_to_shared().map_err(GuestError::Config)?;
+    let dir = workspace.mount_dir(Mount::Shared).join(relative);
+    std::fs::create_dir_all(&dir).map_err(|e| GuestError::Workspace {
+        path: dir.display().to_string(),
+        message: format!("creating the knowledge directory: {e}"),
+    })?;
+    Ok(knowledge::watch(
+        Arc::clone(memory),
+        dir,
+        format!("file:///shared/{relative}"),
+        knowledge,
+    ))
 }
 
 fn resolve_in(root: &Path, path: &Path) -> PathBuf {

@@ -11,6 +11,7 @@
 mod assemble;
 mod directory;
 pub mod envelope;
+mod knowledge;
 mod tools;
 
 pub use assemble::{RunningGuest, start};

@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod faults;
 mod hardening;
+mod knowledge;
 mod memory_tools;
 mod serving;
 

@@ -167,6 +167,8 @@ pub struct MemoryConfig {
     pub embedding: EmbeddingConfig,
     /// The background indexer behind retrieval.
     pub indexing: IndexingConfig,
+    /// The knowledge directory: documents indexed for `memory_search`.
+    pub knowledge: KnowledgeConfig,
 }
 
 impl Default for MemoryConfig {
@@ -179,7 +181,62 @@ impl Default for MemoryConfig {
             retrieval: RetrievalConfig::default(),
             embedding: EmbeddingConfig::default(),
             indexing: IndexingConfig::default(),
+            knowledge: KnowledgeConfig::default(),
         }
+    }
+}
+
+/// The knowledge directory (`[memory.knowledge]`): text files the user
+/// puts there are indexed as documents, followed while the agent runs,
+/// and found by `memory_search` with scope `files`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    pub enabled: bool,
+    /// A workspace path under `/shared`.
+    pub path: String,
+    /// How often the directory is looked at for changes.
+    pub poll_secs: u64,
+    /// Larger files are left out (with a log line saying so).
+    pub max_file_bytes: u64,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/shared/knowledge".to_owned(),
+            poll_secs: 5,
+            max_file_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+impl KnowledgeConfig {
+    /// The directory below `/shared` (`knowledge` for the default), or
+    /// why `path` is not one.
+    pub fn relative_to_shared(&self) -> Result<&str, String> {
+        let relative = self
+            .path
+            .strip_prefix("/shared/")
+            .map(|p| p.trim_end_matches('/'))
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "memory.knowledge.path '{}' must be a directory under /shared, e.g. /shared/knowledge",
+                    self.path
+                )
+            })?;
+        if relative
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(format!(
+                "memory.knowledge.path '{}' must be a plain path under /shared (no '.', '..' or empty parts)",
+                self.path
+            ));
+        }
+        Ok(relative)
     }
 }
 

@@ -131,15 +131,23 @@ impl AgentConfig {
 
     /// Rule 5.
     fn check_memory(&self) -> Result<(), ConfigError> {
-        let indexing = &self.memory.indexing;
-        for (field, value) in [
-            ("memory.indexing.max_backlog", indexing.max_backlog),
-            ("memory.indexing.batch_events", indexing.batch_events),
+        let (indexing, knowledge) = (&self.memory.indexing, &self.memory.knowledge);
+        for (field, zero) in [
+            ("memory.indexing.max_backlog", indexing.max_backlog == 0),
+            ("memory.indexing.batch_events", indexing.batch_events == 0),
+            ("memory.knowledge.poll_secs", knowledge.poll_secs == 0),
+            (
+                "memory.knowledge.max_file_bytes",
+                knowledge.max_file_bytes == 0,
+            ),
         ] {
-            if value == 0 {
+            if zero {
                 return Err(ConfigError::NonPositiveLimit { field });
             }
         }
+        knowledge
+            .relative_to_shared()
+            .map_err(ConfigError::KnowledgePath)?;
         let has_token = self
             .memory
             .auth_token
@@ -386,6 +394,22 @@ mod tests {
         assert_eq!(
             check(|c| c.memory.indexing.batch_events = 0),
             "memory.indexing.batch_events must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c.memory.knowledge.poll_secs = 0),
+            "memory.knowledge.poll_secs must be greater than 0"
+        );
+        assert_eq!(
+            check(|c| c.memory.knowledge.path = "/vault/docs".into()),
+            "memory.knowledge.path '/vault/docs' must be a directory under /shared, e.g. /shared/knowledge"
+        );
+        assert_eq!(
+            check(|c| c.memory.knowledge.path = "/shared/../vault".into()),
+            "memory.knowledge.path '/shared/../vault' must be a plain path under /shared (no '.', '..' or empty parts)"
+        );
+        assert_eq!(
+            check(|c| c.memory.knowledge.path = "/shared/team/docs/".into()),
+            "ok"
         );
         assert_eq!(
             check(|c| c.memory.retrieval.fts_weight = 0.4),
