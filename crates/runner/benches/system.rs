@@ -1,10 +1,12 @@
 //! The whole guest under load, through its real WebSocket gateway: the
-//! `oxydra-vm` binary (memory on, lexical embedder) with the fake LLM
-//! answering instantly, every turn making one `file_list` call in the WASM
-//! sandbox before its answer.
+//! `oxydra-vm` binary (lexical embedder) with the fake LLM answering
+//! instantly, every turn making one `file_list` call in the WASM sandbox
+//! before its answer — measured with memory on and, in a second guest,
+//! with `memory.enabled = false`, so memory's share is its own figure.
 //!
 //! - B1: one client, turns one after another: `SendTurn` → `TurnCompleted`
-//!   p50/p99 and turns/s.
+//!   p50/p99 and turns/s; the same for text-only turns (a third and fourth
+//!   guest whose fake LLM only echoes).
 //! - B5 / load: N clients at once (100, 500, 1,000), each on its own session
 //!   running several turns: turns/s, round-trip p50/p99, errors (every turn
 //!   must complete or fail loudly: a turn that never answers counts as an
@@ -75,6 +77,7 @@ async fn one_turn(
     client: &GatewayClient,
     events: &mut ClientEvents,
     text: &str,
+    with_tool: bool,
 ) -> Result<Duration, String> {
     let started = Instant::now();
     client
@@ -101,7 +104,7 @@ async fn one_turn(
                 tool_ran = true;
             }
             GatewayServerFrame::TurnCompleted { final_message, .. } => {
-                if !tool_ran || !final_message.contains(text) {
+                if tool_ran != with_tool || !final_message.contains(text) {
                     return Err(format!("wrong turn: {final_message:?}"));
                 }
                 return Ok(started.elapsed());
@@ -147,7 +150,7 @@ async fn load_level(workspace: &Path, pid: u32, clients: usize) -> Level {
                 Ok((client, mut events)) => {
                     for t in 0..TURNS_PER_CLIENT {
                         let text = format!("client {c} turn {t}");
-                        results.push(one_turn(&client, &mut events, &text).await);
+                        results.push(one_turn(&client, &mut events, &text, true).await);
                     }
                     client.shutdown().await;
                 }
@@ -184,76 +187,153 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
-#[tokio::main]
-async fn main() {
-    let full = full_run();
-    let llm = FakeLlm::start_script(Script {
-        format: WireFormat::Openai,
-        when_exhausted: WhenExhausted::ToolThenEcho,
-        replies: Vec::new(),
-    })
-    .await
-    .expect("fake LLM starts");
+/// Turns one after another on one client.
+struct Sequential {
+    turns: usize,
+    timings: Timings,
+    wall: Duration,
+}
+
+impl Sequential {
+    fn rate(&self) -> f64 {
+        self.turns as f64 / self.wall.as_secs_f64()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "turns": self.turns,
+            "round_trip_ms": {"p50": ms(self.timings.p50), "p99": ms(self.timings.p99)},
+            "turns_per_sec": self.rate(),
+        })
+    }
+}
+
+/// Everything measured on one guest.
+struct GuestRun {
+    memory: bool,
+    first_turn: Duration,
+    idle_rss_kib: u64,
+    sequential: Sequential,
+    load: Vec<Level>,
+}
+
+/// Starts a guest (memory on or off) answered by `llm`, warms it up with
+/// one turn, times `turns` sequential turns, then runs each load level.
+async fn measure(
+    llm: &FakeLlm,
+    memory: bool,
+    with_tool: bool,
+    turns: usize,
+    levels: &[usize],
+) -> GuestRun {
     let home = tempfile::tempdir().expect("temporary directory");
     let workspace = home.path().join("bench");
     let mut config = openai_agent_config(llm.base_url());
     config.gateway.max_connections = 2 * LOAD_LEVELS[2];
+    config.memory.enabled = memory;
     let guest = Guest::start(home.path(), &envelope_frame(&workspace, config));
     let pid = guest.pid();
-
-    // B1: one client, one turn after another (the first sets up the WASM
-    // sandbox and is not timed).
+    // The first turn sets up the WASM sandbox and is not timed with the
+    // others.
     let (client, mut events) = client_on_new_session(&workspace)
         .await
         .expect("first client");
-    let first_turn = one_turn(&client, &mut events, "warm up")
+    let first_turn = one_turn(&client, &mut events, "warm up", with_tool)
         .await
         .expect("warm-up turn");
-    let turns = if full { SEQUENTIAL_TURNS } else { SMOKE_TURNS };
-    let idle_rss = resident_kib(pid);
+    let idle_rss_kib = resident_kib(pid);
     let started = Instant::now();
     let mut sequential = Vec::with_capacity(turns);
     for t in 0..turns {
-        let took = one_turn(&client, &mut events, &format!("sequential turn {t}"))
-            .await
-            .expect("a sequential turn completes");
+        let took = one_turn(
+            &client,
+            &mut events,
+            &format!("sequential turn {t}"),
+            with_tool,
+        )
+        .await
+        .expect("a sequential turn completes");
         sequential.push(took);
     }
-    let sequential_wall = started.elapsed();
+    let wall = started.elapsed();
     client.shutdown().await;
-    let sequential = Timings::of(sequential);
-
-    let levels: Vec<usize> = if full {
-        LOAD_LEVELS.to_vec()
-    } else {
-        SMOKE_LEVELS.to_vec()
-    };
-    let mut results = Vec::new();
-    for clients in levels {
-        results.push(load_level(&workspace, pid, clients).await);
+    let mut load = Vec::new();
+    for &clients in levels {
+        load.push(load_level(&workspace, pid, clients).await);
     }
     guest.stop();
+    GuestRun {
+        memory,
+        first_turn,
+        idle_rss_kib,
+        sequential: Sequential {
+            turns,
+            timings: Timings::of(sequential),
+            wall,
+        },
+        load,
+    }
+}
+
+fn memory_label(on: bool) -> &'static str {
+    if on { "memory on" } else { "memory off" }
+}
+
+#[tokio::main]
+async fn main() {
+    let full = full_run();
+    let script = |when_exhausted| Script {
+        format: WireFormat::Openai,
+        when_exhausted,
+        replies: Vec::new(),
+    };
+    let file_llm = FakeLlm::start_script(script(WhenExhausted::ToolThenEcho))
+        .await
+        .expect("fake LLM starts");
+    let text_llm = FakeLlm::start_script(script(WhenExhausted::Echo))
+        .await
+        .expect("fake LLM starts");
+    let turns = if full { SEQUENTIAL_TURNS } else { SMOKE_TURNS };
+    let levels: &[usize] = if full { &LOAD_LEVELS } else { &SMOKE_LEVELS };
+    let mut file_runs = Vec::new();
+    let mut text_runs = Vec::new();
+    for memory in [true, false] {
+        file_runs.push(measure(&file_llm, memory, true, turns, levels).await);
+        text_runs.push(measure(&text_llm, memory, false, turns, &[]).await);
+    }
 
     println!(
-        "whole guest through the gateway (fake LLM answering instantly, one file_list per turn){}",
+        "whole guest through the gateway (fake LLM answering instantly){}",
         if full { "" } else { " (smoke pass)" }
     );
+    for (kind, runs) in [("file call", &file_runs), ("text", &text_runs)] {
+        for run in runs.iter() {
+            println!(
+                "  B1 {kind} turns, {:<10}: {} turns  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} turns/s",
+                memory_label(run.memory),
+                run.sequential.turns,
+                ms(run.sequential.timings.p50),
+                ms(run.sequential.timings.p99),
+                run.sequential.rate()
+            );
+        }
+        println!(
+            "  B1 {kind} turns, memory on / off: p50 {:.2}x",
+            runs[0].sequential.timings.p50.as_secs_f64()
+                / runs[1].sequential.timings.p50.as_secs_f64()
+        );
+    }
+    for run in &file_runs {
+        println!(
+            "  {}: first turn (sets the WASM sandbox up) {:.1} ms, idle RSS after it {:.1} MiB",
+            memory_label(run.memory),
+            ms(run.first_turn),
+            run.idle_rss_kib as f64 / 1024.0
+        );
+    }
     println!(
-        "  B1 sequential: {turns} turns  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>6.0} turns/s",
-        ms(sequential.p50),
-        ms(sequential.p99),
-        turns as f64 / sequential_wall.as_secs_f64()
-    );
-    println!(
-        "  first turn (sets the WASM sandbox up): {:.1} ms",
-        ms(first_turn)
-    );
-    println!(
-        "  idle RSS after warm-up: {:.1} MiB",
-        idle_rss as f64 / 1024.0
-    );
-    println!(
-        "  {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "  {:>10} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "memory",
         "clients",
         "turns",
         "errors",
@@ -264,54 +344,68 @@ async fn main() {
         "KiB/sess",
         "anon MiB"
     );
-    let mut json_levels = Vec::new();
-    for level in &results {
-        let (p50, p99) = level
-            .round_trips
-            .map_or((f64::NAN, f64::NAN), |t| (ms(t.p50), ms(t.p99)));
-        let per_session = level.peak_rss_kib.saturating_sub(idle_rss) as f64 / level.clients as f64;
-        let rate = level.turns as f64 / level.wall.as_secs_f64();
-        println!(
-            "  {:>7} {:>7} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>10.1} {:>10.1} {:>10.1}",
-            level.clients,
-            level.turns,
-            level.errors.len(),
-            rate,
-            p50,
-            p99,
-            level.peak_rss_kib as f64 / 1024.0,
-            per_session,
-            level.peak_anon_kib as f64 / 1024.0
-        );
-        for error in level.errors.iter().take(5) {
-            println!("    error: {error}");
+    let mut json_runs = Vec::new();
+    for run in &file_runs {
+        let mut json_levels = Vec::new();
+        for level in &run.load {
+            let (p50, p99) = level
+                .round_trips
+                .map_or((f64::NAN, f64::NAN), |t| (ms(t.p50), ms(t.p99)));
+            let per_session =
+                level.peak_rss_kib.saturating_sub(run.idle_rss_kib) as f64 / level.clients as f64;
+            let rate = level.turns as f64 / level.wall.as_secs_f64();
+            println!(
+                "  {:>10} {:>7} {:>7} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>10.1} {:>10.1} {:>10.1}",
+                memory_label(run.memory),
+                level.clients,
+                level.turns,
+                level.errors.len(),
+                rate,
+                p50,
+                p99,
+                level.peak_rss_kib as f64 / 1024.0,
+                per_session,
+                level.peak_anon_kib as f64 / 1024.0
+            );
+            for error in level.errors.iter().take(5) {
+                println!("    error: {error}");
+            }
+            json_levels.push(json!({
+                "clients": level.clients,
+                "turns": level.turns,
+                "errors": level.errors.len(),
+                "turns_per_sec": rate,
+                "round_trip_ms": {"p50": p50, "p99": p99},
+                "peak_rss_mib": level.peak_rss_kib as f64 / 1024.0,
+                "peak_anon_rss_mib": level.peak_anon_kib as f64 / 1024.0,
+                "rss_per_session_kib": per_session,
+            }));
         }
-        json_levels.push(json!({
-            "clients": level.clients,
-            "turns": level.turns,
-            "errors": level.errors.len(),
-            "turns_per_sec": rate,
-            "round_trip_ms": {"p50": p50, "p99": p99},
-            "peak_rss_mib": level.peak_rss_kib as f64 / 1024.0,
-            "peak_anon_rss_mib": level.peak_anon_kib as f64 / 1024.0,
-            "rss_per_session_kib": per_session,
+        json_runs.push(json!({
+            "memory": run.memory,
+            "b1": run.sequential.json(),
+            "first_turn_ms": ms(run.first_turn),
+            "idle_rss_mib": run.idle_rss_kib as f64 / 1024.0,
+            "load": json_levels,
         }));
     }
+    let text_json: Vec<_> = text_runs
+        .iter()
+        .map(|run| json!({"memory": run.memory, "b1": run.sequential.json()}))
+        .collect();
     println!(
         "{}",
         json!({
             "bench": "system",
             "smoke": !full,
-            "b1": {
-                "turns": turns,
-                "round_trip_ms": {"p50": ms(sequential.p50), "p99": ms(sequential.p99)},
-                "turns_per_sec": turns as f64 / sequential_wall.as_secs_f64(),
-            },
-            "first_turn_ms": ms(first_turn),
-            "idle_rss_mib": idle_rss as f64 / 1024.0,
-            "load": json_levels,
+            "file_call_turns": json_runs,
+            "text_turns": text_json,
         })
     );
-    let failed: usize = results.iter().map(|level| level.errors.len()).sum();
+    let failed: usize = file_runs
+        .iter()
+        .flat_map(|run| &run.load)
+        .map(|level| level.errors.len())
+        .sum();
     assert_eq!(failed, 0, "every turn must complete");
 }

@@ -40,6 +40,24 @@ pub async fn turn(
     events: &mut ClientEvents,
     text: &str,
 ) -> (String, Vec<String>) {
+    let (reply, tools) = turn_outcomes(client, events, text).await;
+    let tools = tools
+        .into_iter()
+        .map(|(name, ok)| {
+            assert!(ok, "tool {name} failed");
+            name
+        })
+        .collect();
+    (reply, tools)
+}
+
+/// Like `turn`, but a tool may fail: each tool it ran with whether it
+/// succeeded.
+pub async fn turn_outcomes(
+    client: &GatewayClient,
+    events: &mut ClientEvents,
+    text: &str,
+) -> (String, Vec<(String, bool)>) {
     client
         .send_frame(GatewayClientFrame::SendTurn {
             content: text.into(),
@@ -57,10 +75,7 @@ pub async fn turn(
             continue;
         };
         match message.frame {
-            GatewayServerFrame::ToolCallFinished { name, ok, .. } => {
-                assert!(ok, "tool {name} failed");
-                tools.push(name);
-            }
+            GatewayServerFrame::ToolCallFinished { name, ok, .. } => tools.push((name, ok)),
             GatewayServerFrame::ApprovalRequest { request_id, .. } => {
                 client
                     .send_frame(GatewayClientFrame::ApprovalResponse {

@@ -15,7 +15,7 @@ mod knowledge;
 mod memory_tools;
 mod serving;
 
-pub use chat::{connect, echo_llm, health, turn};
+pub use chat::{connect, echo_llm, health, turn, turn_outcomes};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -9,43 +9,11 @@ use test_support::{FakeLlm, Script, ScriptedReply, ScriptedToolCall, WhenExhaust
 use types::SessionId;
 use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
 
-use crate::{PATIENCE, agent_config, connect, envelope, frame, spawn_vm, wait_for_endpoint};
+use crate::{
+    PATIENCE, agent_config, connect, envelope, frame, spawn_vm, turn_outcomes, wait_for_endpoint,
+};
 
 const NOTE: &str = "The user's cat is called Marmalade and hides from the vacuum cleaner.";
-
-/// Sends a turn; returns the final message and each tool call's name and
-/// whether it succeeded.
-async fn turn(
-    client: &GatewayClient,
-    events: &mut ClientEvents,
-    text: &str,
-) -> (String, Vec<(String, bool)>) {
-    client
-        .send_frame(GatewayClientFrame::SendTurn {
-            content: text.into(),
-            client_turn_id: None,
-        })
-        .await
-        .unwrap();
-    let mut tools = Vec::new();
-    loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("the turn finished in time")
-            .expect("the client is open");
-        let ClientEvent::Frame(message) = event else {
-            continue;
-        };
-        match message.frame {
-            GatewayServerFrame::ToolCallFinished { name, ok, .. } => tools.push((name, ok)),
-            GatewayServerFrame::TurnCompleted { final_message, .. } => {
-                return (final_message, tools);
-            }
-            GatewayServerFrame::Error { message, .. } => panic!("turn failed: {message}"),
-            _ => {}
-        }
-    }
-}
 
 /// Starts a new session on the connection; returns its id.
 async fn new_session(client: &GatewayClient, events: &mut ClientEvents) -> SessionId {
@@ -119,7 +87,7 @@ async fn a_saved_note_is_found_in_another_session_and_only_notes_can_be_deleted(
 
     // Session A saves the note.
     let (client, mut events, first) = connect(endpoint_file, None).await;
-    let (_, tools) = turn(&client, &mut events, "remember my cat's name").await;
+    let (_, tools) = turn_outcomes(&client, &mut events, "remember my cat's name").await;
     assert_eq!(tools, [("memory_save".to_owned(), true)]);
     let saved = last_tool_result(&llm);
     assert!(saved.starts_with("Saved note note-"), "{saved}");
@@ -136,7 +104,7 @@ async fn a_saved_note_is_found_in_another_session_and_only_notes_can_be_deleted(
         ),
         ScriptedReply::text("Your cat is Marmalade."),
     ]);
-    let (_, tools) = turn(&client, &mut events, "what is my cat called?").await;
+    let (_, tools) = turn_outcomes(&client, &mut events, "what is my cat called?").await;
     assert_eq!(tools, [("memory_search".to_owned(), true)]);
     let first_request = request_text(&llm, 1);
     assert!(
@@ -163,7 +131,7 @@ async fn a_saved_note_is_found_in_another_session_and_only_notes_can_be_deleted(
         ]),
         ScriptedReply::text("I cannot delete those."),
     ]);
-    let (_, tools) = turn(&client, &mut events, "delete our first conversation").await;
+    let (_, tools) = turn_outcomes(&client, &mut events, "delete our first conversation").await;
     assert_eq!(
         tools,
         [
@@ -192,10 +160,11 @@ async fn a_saved_note_is_found_in_another_session_and_only_notes_can_be_deleted(
         ),
         ScriptedReply::text("Nothing saved about that."),
     ]);
-    let (_, tools) = turn(&client, &mut events, "forget the note about my cat").await;
+    let (_, tools) = turn_outcomes(&client, &mut events, "forget the note about my cat").await;
     assert_eq!(tools, [("memory_delete".to_owned(), true)]);
     assert_eq!(last_tool_result(&llm), format!("Deleted note {note_id}."));
-    let (_, tools) = turn(&client, &mut events, "is anything saved about the vacuum?").await;
+    let (_, tools) =
+        turn_outcomes(&client, &mut events, "is anything saved about the vacuum?").await;
     assert_eq!(tools, [("memory_search".to_owned(), true)]);
     let search = last_tool_result(&llm);
     assert!(!search.contains("[note "), "the note is gone: {search}");
