@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use libsql::Connection;
 use serde_json::Value;
+use types::config::RetrievalScope;
 use types::{
     ChunkInput, MemoryError, MemoryRetrieval, MemorySummaryState, RetrievalResult,
     SummaryWriteOutcome, UpsertOutcome,
@@ -28,7 +29,7 @@ use types::{
 use crate::db::{now_ms, off_runtime, query_error};
 use crate::fts::{in_sessions, match_expression};
 use crate::indexer::embed_or_skip;
-use crate::notes::automatic_within;
+use crate::notes::{NOTES_SESSION, automatic_within};
 use crate::state::{StoredSummary, read_state, touch_session, write_state};
 use crate::store::{LibsqlMemory, check_session_id};
 use crate::text::{chunk, chunk_id, content_hash};
@@ -497,6 +498,25 @@ async fn ranked_fts(
 }
 
 impl LibsqlMemory {
+    /// Whether the session has a chunk older than `sequence`, or there is
+    /// a saved note (two index lookups).
+    async fn anything_before(&self, session_id: &str, sequence: i64) -> Result<bool, MemoryError> {
+        let conn = self.pool.reader().await?;
+        let failed = query_error("looking for older memory");
+        let mut rows = conn
+            .query(
+                "SELECT EXISTS (SELECT 1 FROM chunks WHERE session_id = ?1 AND sequence_end < ?2)
+                     OR EXISTS (SELECT 1 FROM files WHERE session_id = ?3)",
+                (session_id, sequence, NOTES_SESSION),
+            )
+            .await
+            .map_err(&failed)?;
+        match rows.next().await.map_err(&failed)? {
+            Some(row) => Ok(row.get::<i64>(0).map_err(&failed)? != 0),
+            None => Ok(false),
+        }
+    }
+
     /// The hybrid query over `within`: vector and full-text candidates,
     /// each min-max normalised, merged with the configured weights, ties
     /// broken by recency.
@@ -733,6 +753,26 @@ impl MemoryRetrieval for LibsqlMemory {
             max_results,
         )
         .await
+    }
+
+    /// In session scope, a session with no chunk older than `sent_from`
+    /// and no saved notes has nothing to add to the context: answered
+    /// without embedding the query or searching.
+    async fn hybrid_query_before(
+        &self,
+        session_id: &str,
+        query: &str,
+        max_results: usize,
+        sent_from: i64,
+    ) -> Result<Vec<RetrievalResult>, MemoryError> {
+        if self.options.scope == RetrievalScope::Session
+            && !self.anything_before(session_id, sent_from).await?
+        {
+            return Ok(Vec::new());
+        }
+        let mut results = self.hybrid_query(session_id, query, max_results).await?;
+        results.retain(|r| r.session_id != session_id || r.sequence_end < sent_from);
+        Ok(results)
     }
 
     /// Indexes document or message text. Each input is normalised and cut

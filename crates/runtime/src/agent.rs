@@ -315,6 +315,10 @@ impl AgentRuntime {
             .await?;
         let mut turn = UsageTotals::default();
         let tool_context = ToolContext::new(session_id.clone());
+        // Retrieved once per turn: every model call of the turn answers the
+        // same prompt, and an unchanged context prefix keeps the vendor's
+        // prompt cache warm.
+        let mut snippets = None;
         for call_number in 1..=self.parts.limits.max_turns {
             if cancel.is_cancelled() {
                 emit(events, RuntimeEvent::State(TurnState::Cancelled)).await;
@@ -329,7 +333,9 @@ impl AgentRuntime {
                     .await;
                 self.check_cost(&state)?;
             }
-            let context = self.prepare_context(&state, session_id, user_message).await;
+            let context = self
+                .prepare_context(&state, session_id, user_message, &mut snippets)
+                .await;
             emit(events, RuntimeEvent::State(TurnState::Streaming)).await;
             let caps = self.parts.provider.capabilities(&context.model)?;
             let response = match call_provider(
@@ -472,6 +478,7 @@ impl AgentRuntime {
         state: &SessionState,
         session_id: &SessionId,
         prompt: &str,
+        snippets: &mut Option<Option<String>>,
     ) -> Context {
         let mut messages = vec![Message::system(self.parts.system_prompt.clone())];
         if let Some(summary) = &state.summary {
@@ -481,8 +488,11 @@ impl AgentRuntime {
             )));
         }
         let unsummarized = state.unsummarized();
-        if let Some(snippets) = self.retrieve(session_id, prompt, unsummarized).await {
-            messages.push(Message::system(snippets));
+        if snippets.is_none() {
+            *snippets = Some(self.retrieve(session_id, prompt, unsummarized).await);
+        }
+        if let Some(Some(text)) = snippets {
+            messages.push(Message::system(text.clone()));
         }
         let fixed: usize = messages
             .iter()
@@ -514,8 +524,9 @@ impl AgentRuntime {
     ) -> Option<String> {
         let parts = self.memory.as_ref()?;
         let retrieval = parts.retrieval.as_ref()?;
+        let first_sent = history.first().map_or(i64::MAX, |m| m.sequence);
         let results = match retrieval
-            .hybrid_query(session_id.as_str(), prompt, parts.max_results)
+            .hybrid_query_before(session_id.as_str(), prompt, parts.max_results, first_sent)
             .await
         {
             Ok(results) => results,
@@ -524,10 +535,8 @@ impl AgentRuntime {
                 return None;
             }
         };
-        let first_sent = history.first().map_or(i64::MAX, |m| m.sequence);
         let bullets: Vec<String> = results
             .iter()
-            .filter(|r| r.session_id != session_id.as_str() || r.sequence_end < first_sent)
             .map(|r| format!("- {}", r.text.replace('\n', " ")))
             .collect();
         (!bullets.is_empty())

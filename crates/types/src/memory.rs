@@ -154,6 +154,21 @@ pub trait MemoryRetrieval: Send + Sync {
         query: &str,
         max_results: usize,
     ) -> Result<Vec<RetrievalResult>, MemoryError>;
+    /// `hybrid_query` for a prompt whose context already sends the
+    /// session's events from `sent_from` on: those are left out. An
+    /// implementation that knows nothing else could match answers without
+    /// searching (a short conversation, no notes: the common turn).
+    async fn hybrid_query_before(
+        &self,
+        session_id: &str,
+        query: &str,
+        max_results: usize,
+        sent_from: i64,
+    ) -> Result<Vec<RetrievalResult>, MemoryError> {
+        let mut results = self.hybrid_query(session_id, query, max_results).await?;
+        results.retain(|r| r.session_id != session_id || r.sequence_end < sent_from);
+        Ok(results)
+    }
     async fn upsert_chunks(
         &self,
         session_id: &str,

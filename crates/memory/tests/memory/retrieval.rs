@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use memory::{Embedder, LexicalEmbedder, LibsqlMemory, MemoryOptions};
 use serde_json::json;
 use types::config::RetrievalScope;
-use types::{ChunkInput, Memory, MemoryError, MemoryRetrieval};
+use types::{AgentMemory, ChunkInput, Memory, MemoryError, MemoryRetrieval};
 
 use crate::{count, open};
 
@@ -114,6 +114,47 @@ async fn the_weakest_of_two_matches_is_still_returned() {
         .await
         .unwrap();
     assert_eq!(hits.len(), 2, "{hits:#?}");
+}
+
+#[tokio::test]
+async fn what_the_context_already_sends_is_not_retrieved() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = open(&dir.path().join("m.db")).await;
+    for (seq, text) in [
+        (1, "the backup runs at night"),
+        (2, "backup logs go to /tmp"),
+        (3, "backup question"),
+    ] {
+        memory.store("s", seq, json!(text)).await.unwrap();
+    }
+    memory.wait_indexed().await;
+    // The whole conversation is in the context, and there are no notes.
+    assert!(
+        memory
+            .hybrid_query_before("s", "backup", 5, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Only what precedes the context is retrieved.
+    let hits = memory
+        .hybrid_query_before("s", "backup", 5, 3)
+        .await
+        .unwrap();
+    let mut sequences: Vec<i64> = hits.iter().map(|h| h.sequence_end).collect();
+    sequences.sort();
+    assert_eq!(sequences, [1, 2]);
+    // A saved note is always worth a search.
+    memory
+        .save_note("other", "backups are encrypted")
+        .await
+        .unwrap();
+    let hits = memory
+        .hybrid_query_before("s", "backup", 5, 1)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].text, "backups are encrypted");
 }
 
 #[tokio::test]

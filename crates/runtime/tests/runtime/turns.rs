@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::{Harness, Options, roles};
 use async_trait::async_trait;
 use runtime::{CANCELLED_MARKER, RuntimeEvent, RuntimeLimits, TurnState};
-use test_support::{Chunking, Fault, ScriptedReply, ScriptedToolCall};
+use test_support::{Chunking, Fault, MemoryOp, ScriptedReply, ScriptedToolCall};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use types::error::BudgetKind;
@@ -461,6 +461,46 @@ async fn relevant_memory_is_injected_before_the_call() {
         body["messages"][1]["content"],
         "Relevant context from memory:\n- The deploy key is stored at /vault/deploy.key"
     );
+}
+
+#[tokio::test]
+async fn memory_is_searched_once_per_turn_and_every_call_sends_the_same_snippets() {
+    let harness = Harness::new(
+        vec![
+            ScriptedReply::tool_calls(vec![ScriptedToolCall::new(
+                "file_list",
+                r#"{"path": "/shared"}"#,
+            )]),
+            ScriptedReply::text("It is in the vault."),
+        ],
+        Options::default(),
+    )
+    .await;
+    harness
+        .memory
+        .upsert_chunks(
+            "session-1",
+            vec![ChunkInput {
+                text: "The deploy key is stored at /vault/deploy.key".into(),
+                source_uri: Some("file:///shared/ops.md".into()),
+                sequence_start: 0,
+                sequence_end: 0,
+                metadata: serde_json::Value::Null,
+            }],
+        )
+        .await
+        .unwrap();
+    harness.turn("Where is the deploy key?").await.0.unwrap();
+    let bodies = harness.bodies();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0]["messages"][1], bodies[1]["messages"][1]);
+    let queries = harness
+        .memory
+        .operations()
+        .into_iter()
+        .filter(|op| matches!(op, MemoryOp::Query { .. }))
+        .count();
+    assert_eq!(queries, 1);
 }
 
 #[tokio::test]
