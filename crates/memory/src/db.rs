@@ -24,6 +24,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// are CPU-bound, and each connection has its own page cache: unbounded,
 /// a thousand concurrent searches held a thousand caches.
 const MAX_READERS: usize = 4;
+/// The size the WAL file is cut back to after a checkpoint.
+const WAL_LIMIT_BYTES: u64 = 64 << 20;
 /// How much of a local database file is memory-mapped (SQLite caps it at
 /// its compile-time maximum, 2 GiB).
 const MMAP_BYTES: u64 = 2 << 30;
@@ -173,6 +175,24 @@ impl Pool {
             conn.execute("PRAGMA temp_store = MEMORY", ())
                 .await
                 .map_err(query_error("keeping temporary storage in memory"))?;
+            // A checkpoint cannot restart the WAL while readers hold older
+            // snapshots (the indexer and searches read all the time), and
+            // SQLite never shrinks the file by itself: it stayed at its
+            // peak, several times the database. Trimmed after each
+            // checkpoint that resets it.
+            let mut rows = conn
+                .query(
+                    &format!("PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}"),
+                    (),
+                )
+                .await
+                .map_err(query_error("limiting the WAL file"))?;
+            while rows
+                .next()
+                .await
+                .map_err(query_error("limiting the WAL file"))?
+                .is_some()
+            {}
             // Pages are read from the mapped file instead of being copied
             // in by a `pread` each: a query walks many index pages (DiskANN
             // nodes, FTS5 doclists), and at 100k chunks that copying was

@@ -37,6 +37,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// How many earlier events are searched for the call a tool result
 /// answers (one assistant message's calls are answered right after it).
 const CALL_LOOKBACK: i64 = 64;
+/// The `memory_meta` key naming the model every chunk has a vector of.
+const VECTORS_COMPLETE: &str = "vectors_complete";
 /// Old vectors deleted per transaction once a model change is complete.
 const DROP_BATCH: i64 = 256;
 
@@ -285,6 +287,9 @@ impl Indexer {
             while let Some(row) = rows.next().await.map_err(&failed)? {
                 still_queued.insert(row.get::<i64>(0).map_err(&failed)?);
             }
+            if vectors.is_none() {
+                vectors_incomplete(&tx).await?;
+            }
             let mut offset = 0;
             for (event, chunks) in queued.iter().zip(&prepared) {
                 let slice = vectors
@@ -398,6 +403,9 @@ impl Indexer {
     /// fails) are passed over, so this ends.
     async fn complete_vectors(&self) -> Result<(), MemoryError> {
         let model = self.embedder.model_name().to_owned();
+        if self.vectors_complete_for().await?.as_deref() == Some(model.as_str()) {
+            return Ok(());
+        }
         let mut after = 0_i64;
         let mut complete = true;
         loop {
@@ -426,8 +434,35 @@ impl Indexer {
         }
         if complete {
             self.drop_other_models(&model).await?;
+            let tx = self.pool.begin_write().await?;
+            let result = tx
+                .execute(
+                    "INSERT INTO memory_meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (VECTORS_COMPLETE, model.as_str()),
+                )
+                .await
+                .map_err(query_error("recording that every chunk has a vector"));
+            tx.finish(result).await?;
         }
         Ok(())
+    }
+
+    /// The model every chunk has a vector of, as last recorded.
+    async fn vectors_complete_for(&self) -> Result<Option<String>, MemoryError> {
+        let conn = self.pool.reader().await?;
+        let failed = query_error("reading memory_meta");
+        let mut rows = conn
+            .query(
+                "SELECT value FROM memory_meta WHERE key = ?1",
+                [VECTORS_COMPLETE],
+            )
+            .await
+            .map_err(&failed)?;
+        match rows.next().await.map_err(&failed)? {
+            Some(row) => Ok(Some(row.get(0).map_err(&failed)?)),
+            None => Ok(None),
+        }
     }
 
     /// Up to a batch of `(id, chunk_id, text)` of chunks after `after`
@@ -486,6 +521,15 @@ impl Indexer {
             }
         }
     }
+}
+
+/// Chunks are being stored without vectors (the embedder failed): the
+/// next start looks for them again.
+pub(crate) async fn vectors_incomplete(conn: &libsql::Connection) -> Result<(), MemoryError> {
+    conn.execute("DELETE FROM memory_meta WHERE key = ?1", [VECTORS_COMPLETE])
+        .await
+        .map_err(query_error("noting chunks without vectors"))?;
+    Ok(())
 }
 
 /// The chunks of one queued event (none for an event that is gone, has no

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "index_queue",
         sql: include_str!("../migrations/0006_index_queue.sql"),
     },
+    Migration {
+        version: 7,
+        name: "memory_meta",
+        sql: include_str!("../migrations/0007_memory_meta.sql"),
+    },
 ];
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS memory_migrations (

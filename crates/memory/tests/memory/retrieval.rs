@@ -360,6 +360,19 @@ async fn a_new_embedding_model_reindexes_in_the_background_and_models_never_mix(
         }
     };
     assert_eq!(vectors_of("oxydra-lexical-v1").await, 1);
+    let complete_for = |model: &'static str| {
+        let path = path.clone();
+        async move {
+            count(
+                &path,
+                &format!(
+                    "SELECT count(*) FROM memory_meta WHERE key = 'vectors_complete' AND value = '{model}'"
+                ),
+            )
+            .await
+        }
+    };
+    assert_eq!(complete_for("oxydra-lexical-v1").await, 1);
 
     let renamed = LibsqlMemory::open(MemoryOptions::local(&path), Arc::new(RenamedLexical))
         .await
@@ -369,6 +382,7 @@ async fn a_new_embedding_model_reindexes_in_the_background_and_models_never_mix(
     // vectors are gone: a query never compares across models.
     assert_eq!(vectors_of("renamed-model").await, 1);
     assert_eq!(count(&path, "SELECT count(*) FROM chunks_vec").await, 1);
+    assert_eq!(complete_for("renamed-model").await, 1);
     let hits = renamed.hybrid_query("s", "submarines", 5).await.unwrap();
     assert!(hits[0].vector_score > 0.3, "{hits:#?}");
     // New text is embedded by the new model only.
