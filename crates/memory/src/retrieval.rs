@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use libsql::Connection;
 use serde_json::Value;
 use types::config::RetrievalScope;
+use types::memory::drop_sent;
 use types::{
     ChunkInput, MemoryError, MemoryRetrieval, MemorySummaryState, RetrievalResult,
     SummaryWriteOutcome, UpsertOutcome,
@@ -781,7 +782,7 @@ impl MemoryRetrieval for LibsqlMemory {
             return Ok(Vec::new());
         }
         let mut results = self.hybrid_query(session_id, query, max_results).await?;
-        results.retain(|r| r.session_id != session_id || r.sequence_end < sent_from);
+        drop_sent(&mut results, session_id, sent_from);
         Ok(results)
     }
 

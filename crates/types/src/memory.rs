@@ -125,6 +125,12 @@ pub trait AgentMemory: Send + Sync {
     async fn delete_note(&self, note_id: &str) -> Result<(), MemoryError>;
 }
 
+/// Removes from `results` the chunks of `session_id` from `sent_from` on
+/// (what the context sends anyway).
+pub fn drop_sent(results: &mut Vec<RetrievalResult>, session_id: &str, sent_from: i64) {
+    results.retain(|r| r.session_id != session_id || r.sequence_end < sent_from);
+}
+
 /// Durable, append-only conversation storage.
 #[async_trait]
 pub trait Memory: Send + Sync {
@@ -166,7 +172,7 @@ pub trait MemoryRetrieval: Send + Sync {
         sent_from: i64,
     ) -> Result<Vec<RetrievalResult>, MemoryError> {
         let mut results = self.hybrid_query(session_id, query, max_results).await?;
-        results.retain(|r| r.session_id != session_id || r.sequence_end < sent_from);
+        drop_sent(&mut results, session_id, sent_from);
         Ok(results)
     }
     async fn upsert_chunks(

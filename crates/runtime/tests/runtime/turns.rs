@@ -433,13 +433,8 @@ async fn a_secret_returned_by_a_tool_is_scrubbed_before_model_and_memory() {
     assert!(!stored.contains(secret));
 }
 
-#[tokio::test]
-async fn relevant_memory_is_injected_before_the_call() {
-    let harness = Harness::new(
-        vec![ScriptedReply::text("It is in the vault.")],
-        Options::default(),
-    )
-    .await;
+/// A document in memory that a question about the deploy key finds.
+async fn remember_deploy_key(harness: &Harness) {
     harness
         .memory
         .upsert_chunks(
@@ -454,6 +449,16 @@ async fn relevant_memory_is_injected_before_the_call() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn relevant_memory_is_injected_before_the_call() {
+    let harness = Harness::new(
+        vec![ScriptedReply::text("It is in the vault.")],
+        Options::default(),
+    )
+    .await;
+    remember_deploy_key(&harness).await;
     harness.turn("Where is the deploy key?").await.0.unwrap();
     let body = &harness.bodies()[0];
     assert_eq!(roles(body), ["system", "system", "user"]);
@@ -476,20 +481,7 @@ async fn memory_is_searched_once_per_turn_and_every_call_sends_the_same_snippets
         Options::default(),
     )
     .await;
-    harness
-        .memory
-        .upsert_chunks(
-            "session-1",
-            vec![ChunkInput {
-                text: "The deploy key is stored at /vault/deploy.key".into(),
-                source_uri: Some("file:///shared/ops.md".into()),
-                sequence_start: 0,
-                sequence_end: 0,
-                metadata: serde_json::Value::Null,
-            }],
-        )
-        .await
-        .unwrap();
+    remember_deploy_key(&harness).await;
     harness.turn("Where is the deploy key?").await.0.unwrap();
     let bodies = harness.bodies();
     assert_eq!(bodies.len(), 2);
