@@ -398,10 +398,14 @@ async fn vector_candidates(
             "vector index returned too few rows of this scope; scanning exactly"
         );
     }
+    // `CROSS JOIN` keeps `chunks` the outer loop, so a session's chunks
+    // are found by the session index first; left to itself SQLite walked
+    // every vector of the model (the model index) and joined chunks to
+    // each: 9.6 ms for a 300-chunk session in a 10k database.
     let sql = format!(
         "SELECT {CANDIDATE_COLUMNS}, 1.0 - vector_distance_cos(v.embedding, vector32(?1))
          FROM chunks c
-         JOIN chunks_vec v ON v.chunk_id = c.chunk_id AND v.embedding_model = ?2
+         CROSS JOIN chunks_vec v ON v.chunk_id = c.chunk_id AND v.embedding_model = ?2
          LEFT JOIN files f ON f.file_id = c.file_id
          WHERE 1 {filter}
          ORDER BY 8 DESC LIMIT ?4"
