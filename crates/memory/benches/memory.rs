@@ -122,11 +122,11 @@ async fn sample_lag(path: PathBuf, done: Arc<AtomicBool>) -> Vec<Duration> {
         .expect("busy timeout");
     let mut lags = Vec::new();
     while !done.load(Ordering::Relaxed) {
-        let mut rows = conn
+        // The statement ends (and its snapshot with it) before the sleep.
+        let oldest: Option<i64> = conn
             .query("SELECT MIN(queued_at) FROM index_queue", ())
             .await
-            .expect("sample the queue");
-        let oldest: Option<i64> = rows
+            .expect("sample the queue")
             .next()
             .await
             .expect("sample row")

@@ -24,8 +24,11 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// are CPU-bound, and each connection has its own page cache: unbounded,
 /// a thousand concurrent searches held a thousand caches.
 const MAX_READERS: usize = 4;
-/// The size the WAL file is cut back to after a checkpoint.
+/// The size the WAL file is cut back to after a checkpoint, and past
+/// which the indexer checkpoints and empties it.
 const WAL_LIMIT_BYTES: u64 = 64 << 20;
+/// How long emptying the WAL may hold appends back waiting for readers.
+const WAL_TRUNCATE_PATIENCE: Duration = Duration::from_millis(20);
 /// How much of a local database file is memory-mapped (SQLite caps it at
 /// its compile-time maximum, 2 GiB).
 const MMAP_BYTES: u64 = 2 << 30;
@@ -194,9 +197,9 @@ impl Pool {
                 .is_some()
             {}
             // Pages are read from the mapped file instead of being copied
-            // in by a `pread` each: a query walks many index pages (DiskANN
-            // nodes, FTS5 doclists), and at 100k chunks that copying was
-            // a third of a hybrid query. Address space only; the kernel's
+            // in by a `pread` each: a query walks many pages (vectors, FTS5
+            // doclists), and at 100k chunks that copying was a third of a
+            // hybrid query. Address space only; the kernel's
             // page cache holds the pages either way.
             let mut rows = conn
                 .query(&format!("PRAGMA mmap_size = {MMAP_BYTES}"), ())
@@ -266,18 +269,69 @@ impl Pool {
         }
     }
 
+    /// The writer connection, held with the process's write lock.
+    async fn writer(
+        &self,
+    ) -> Result<(tokio::sync::MutexGuard<'_, Option<Connection>>, Connection), MemoryError> {
+        let mut slot = self.writer.lock().await;
+        let conn = match slot.as_ref() {
+            Some(conn) => conn.clone(),
+            None => {
+                let conn = self.connect().await?;
+                *slot = Some(conn.clone());
+                conn
+            }
+        };
+        Ok((slot, conn))
+    }
+
+    /// Checkpoints and empties the WAL once it outgrew `WAL_LIMIT_BYTES`.
+    /// SQLite's automatic checkpoints copy pages back but can only start
+    /// the file over when no reader holds an older snapshot, and with
+    /// searches and the indexer reading all the time that moment never
+    /// came: the WAL grew without bound (gigabytes at 100k chunks). A
+    /// `TRUNCATE` checkpoint waits for the readers of the moment to finish
+    /// while the write lock holds appends back, so it waits at most
+    /// `WAL_TRUNCATE_PATIENCE` (searches take milliseconds) and is tried
+    /// again after the next batch when readers kept it out.
+    pub(crate) async fn truncate_large_wal(&self) -> Result<(), MemoryError> {
+        let Location::Local(path) = &self.location else {
+            return Ok(());
+        };
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if size <= WAL_LIMIT_BYTES {
+            return Ok(());
+        }
+        let (_slot, conn) = self.writer().await?;
+        let failed = query_error("checkpointing the WAL");
+        conn.busy_timeout(WAL_TRUNCATE_PATIENCE).map_err(&failed)?;
+        let blocked = async {
+            let mut rows = conn
+                .query("PRAGMA wal_checkpoint(TRUNCATE)", ())
+                .await
+                .map_err(&failed)?;
+            match rows.next().await.map_err(&failed)? {
+                Some(row) => Ok(row.get::<i64>(0).map_err(&failed)? != 0),
+                None => Ok(false),
+            }
+        }
+        .await;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(&failed)?;
+        if blocked? {
+            tracing::debug!(
+                bytes = size,
+                "readers kept the WAL from being emptied; trying later"
+            );
+        }
+        Ok(())
+    }
+
     /// Runs `BEGIN IMMEDIATE` on the writer connection; the returned guard
     /// holds the process's write lock until `finish`.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>, MemoryError> {
-        let mut slot = self.writer.lock().await;
-        if slot.is_none() {
-            *slot = Some(self.connect().await?);
-        }
-        let conn = match slot.as_ref() {
-            Some(conn) => conn.clone(),
-            // Filled just above.
-            None => return Err(MemoryError::Connection("writer connection missing".into())),
-        };
+        let (slot, conn) = self.writer().await?;
         if !conn.is_autocommit() {
             // A previous writer's future was dropped mid-transaction.
             conn.execute("ROLLBACK", ())

@@ -305,6 +305,7 @@ impl Indexer {
         .await;
         tx.finish(result).await?;
         self.backlog.indexed(queued.len(), commits_seen);
+        self.pool.truncate_large_wal().await?;
         Ok(queued.len())
     }
 

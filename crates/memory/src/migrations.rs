@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "memory_meta",
         sql: include_str!("../migrations/0007_memory_meta.sql"),
     },
+    Migration {
+        version: 8,
+        name: "exact_vectors",
+        sql: include_str!("../migrations/0008_exact_vectors.sql"),
+    },
 ];
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS memory_migrations (

@@ -2,18 +2,11 @@
 //! query: vector nearest neighbours + FTS5 relevance, each min-max
 //! normalised, merged with the configured weights, ties broken by recency.
 //!
-//! Vector search uses libSQL's DiskANN index (`vector_top_k`) when the
-//! searched scope is large. The index is approximate and global (every
-//! session, every model), so: a scope of at most `EXACT_SCAN_MAX` vectors
-//! is scanned exactly (`vector_distance_cos` over the scope's rows, which
-//! is exact and, at that size, faster than the index); a larger scope asks
-//! the index for an oversampled candidate set, keeps the rows of the scope
-//! and model, and falls back to the exact scan when fewer than needed
-//! survive (e.g. a mid-sized session in a database dominated by others).
-//! The index can still miss a close neighbour; so after an index search
-//! every full-text match the vector list lacks is scored exactly, and a
-//! chunk that matches the query's words is never ranked on its words alone
-//! because the graph walk passed it by.
+//! Vector search is exact: every vector of the model in the searched
+//! scope is compared (a session's few thousand chunks take a millisecond
+//! or two). The approximate DiskANN index it replaced cost ~2 ms of CPU
+//! per indexed chunk, and its recall needed the full-text half to catch
+//! what its graph walk passed by.
 
 use std::collections::HashMap;
 
@@ -35,13 +28,12 @@ use crate::state::{StoredSummary, read_state, touch_session, write_state};
 use crate::store::{LibsqlMemory, check_session_id};
 use crate::text::{chunk, chunk_id, content_hash};
 
-/// Scopes with at most this many vectors are scanned exactly.
-const EXACT_SCAN_MAX: i64 = 2000;
+/// Sessions with more chunks than this are searched by full text across
+/// all sessions first (see `fts_candidates`).
+const LARGE_SESSION: i64 = 2000;
 /// Candidates taken from each list before merging.
 const MIN_CANDIDATES: usize = 20;
 const MAX_CANDIDATES: usize = 200;
-/// How many index neighbours are fetched per wanted candidate.
-const INDEX_OVERSAMPLE: usize = 4;
 /// How many full-text matches of all sessions are ranked per wanted
 /// candidate when a large session is searched.
 const FTS_OVERSAMPLE: usize = 4;
@@ -173,7 +165,7 @@ pub(crate) async fn insert_chunks(
 
 /// Stores a chunk's vector of `model` (kept when it already has one). A
 /// zero vector (text without any feature) has no direction to compare;
-/// it is left out of the vector index.
+/// it is left out of vector search.
 pub(crate) async fn insert_vector(
     conn: &Connection,
     chunk_id: &str,
@@ -296,44 +288,16 @@ impl Within {
     }
 }
 
-/// The `WHERE` clause part restricting `c` (chunks) to the search's
-/// sessions, given as parameter `?3`. The ids are a list of two values,
-/// not a `json_each` subquery: SQLite then looks each one up in the
-/// session indexes (with the subquery it scanned every chunk: 120 ms at
-/// 100k chunks).
-fn session_filter(within: &Within) -> &'static str {
-    match within {
-        Within::Sessions(_) => {
-            "AND c.session_id IN (json_extract(?3, '$[0]'), json_extract(?3, '$[1]'))"
-        }
-        Within::All => "AND (?3 IS NOT NULL)",
-    }
-}
-
-/// How many chunks the query searches, counted up to `EXACT_SCAN_MAX + 1`
-/// from an index without touching the rows: the session's chunks, or the
-/// user's vectors of this model. Enough to choose between plans.
-async fn scope_size(conn: &Connection, search: &Search) -> Result<i64, MemoryError> {
-    let sql = match search.within {
-        Within::Sessions(_) => {
-            "SELECT count(*) FROM (SELECT 1 FROM chunks
-             WHERE session_id IN (json_extract(?2, '$[0]'), json_extract(?2, '$[1]'))
-                   AND ?1 IS NOT NULL LIMIT ?3)"
-        }
-        Within::All => {
-            "SELECT count(*) FROM (SELECT 1 FROM chunks_vec
-             WHERE embedding_model = ?1 AND ?2 IS NOT NULL LIMIT ?3)"
-        }
-    };
+/// How many chunks the searched sessions hold, counted up to
+/// `LARGE_SESSION + 1` from the session index without touching the rows.
+async fn sessions_size(conn: &Connection, sessions_json: &str) -> Result<i64, MemoryError> {
     let failed = query_error("sizing the search");
     let mut rows = conn
         .query(
-            sql,
-            (
-                search.model.as_str(),
-                search.within.sessions_json(),
-                EXACT_SCAN_MAX + 1,
-            ),
+            "SELECT count(*) FROM (SELECT 1 FROM chunks
+             WHERE session_id IN (json_extract(?1, '$[0]'), json_extract(?1, '$[1]'))
+             LIMIT ?2)",
+            (sessions_json, LARGE_SESSION + 1),
         )
         .await
         .map_err(&failed)?;
@@ -343,118 +307,58 @@ async fn scope_size(conn: &Connection, search: &Search) -> Result<i64, MemoryErr
     }
 }
 
-/// The vector half's candidates, and whether the approximate index chose
-/// them (so that a close neighbour may be missing).
-#[derive(Debug, Default)]
-struct VectorHits {
-    found: Vec<Candidate>,
-    approximate: bool,
-}
-
-/// Nearest neighbours by cosine similarity (`1 - distance`).
+/// The `wanted` nearest chunks by cosine similarity (`1 - distance`),
+/// exactly: every vector of the model in the scope is compared. The scan
+/// reads only ids and vectors (the sessions' chunk ids from a covering
+/// index, or the model's vectors for every session); the rows of the
+/// winners are read afterwards. The ids are a list of two values, not a
+/// `json_each` subquery: SQLite then looks each one up in the session
+/// index (with the subquery it scanned every chunk).
 async fn vector_candidates(
     conn: &Connection,
     search: &Search,
     query: &[f32],
-) -> Result<VectorHits, MemoryError> {
-    let Search {
-        within,
-        model,
-        wanted,
-    } = search;
-    let (model, sessions, wanted) = (model.as_str(), within.sessions_json(), *wanted);
-    let blob = vector_blob(query);
-    let filter = session_filter(within);
-    let scope_size = scope_size(conn, search).await?;
-    if scope_size == 0 {
-        return Ok(VectorHits::default());
-    }
-    let limit = i64::try_from(wanted).unwrap_or(i64::MAX);
-    if scope_size > EXACT_SCAN_MAX {
-        let k = i64::try_from(wanted * INDEX_OVERSAMPLE).unwrap_or(i64::MAX);
-        let sql = format!(
-            "SELECT {CANDIDATE_COLUMNS}, 1.0 - vector_distance_cos(v.embedding, vector32(?1))
-             FROM vector_top_k('chunks_vec_idx', vector32(?1), ?4) AS t
-             JOIN chunks_vec v ON v.id = t.id
-             JOIN chunks c ON c.chunk_id = v.chunk_id
-             LEFT JOIN files f ON f.file_id = c.file_id
-             WHERE v.embedding_model = ?2 {filter}
-             ORDER BY 8 DESC LIMIT ?5"
-        );
-        let rows = conn
-            .query(&sql, (blob.clone(), model, sessions.as_str(), k, limit))
-            .await
-            .map_err(query_error("searching the vector index"))?;
-        let found = read_candidates(rows, "searching the vector index").await?;
-        if found.len() >= wanted.min(usize::try_from(scope_size).unwrap_or(usize::MAX)) {
-            return Ok(VectorHits {
-                found,
-                approximate: true,
-            });
+) -> Result<Vec<Candidate>, MemoryError> {
+    let nearest = match search.within {
+        // `CROSS JOIN` keeps the session's chunk ids the outer loop; left
+        // to itself SQLite walked every vector of the model and joined
+        // chunks to each.
+        Within::Sessions(_) => {
+            "SELECT s.chunk_id AS chunk_id,
+                    1.0 - vector_distance_cos(v.embedding, vector32(?1)) AS similarity
+             FROM chunks s INDEXED BY chunks_session_ids
+             CROSS JOIN chunks_vec v ON v.chunk_id = s.chunk_id AND v.embedding_model = ?2
+             WHERE s.session_id IN (json_extract(?3, '$[0]'), json_extract(?3, '$[1]'))
+             ORDER BY similarity DESC LIMIT ?4"
         }
-        tracing::debug!(
-            found = found.len(),
-            wanted,
-            "vector index returned too few rows of this scope; scanning exactly"
-        );
-    }
-    // `CROSS JOIN` keeps `chunks` the outer loop, so a session's chunks
-    // are found by the session index first; left to itself SQLite walked
-    // every vector of the model (the model index) and joined chunks to
-    // each: 9.6 ms for a 300-chunk session in a 10k database.
+        Within::All => {
+            "SELECT v.chunk_id AS chunk_id,
+                    1.0 - vector_distance_cos(v.embedding, vector32(?1)) AS similarity
+             FROM chunks_vec v
+             WHERE v.embedding_model = ?2 AND ?3 IS NOT NULL
+             ORDER BY similarity DESC LIMIT ?4"
+        }
+    };
     let sql = format!(
-        "SELECT {CANDIDATE_COLUMNS}, 1.0 - vector_distance_cos(v.embedding, vector32(?1))
-         FROM chunks c
-         CROSS JOIN chunks_vec v ON v.chunk_id = c.chunk_id AND v.embedding_model = ?2
+        "SELECT {CANDIDATE_COLUMNS}, n.similarity
+         FROM ({nearest}) AS n
+         JOIN chunks c ON c.chunk_id = n.chunk_id
          LEFT JOIN files f ON f.file_id = c.file_id
-         WHERE 1 {filter}
-         ORDER BY 8 DESC LIMIT ?4"
+         ORDER BY n.similarity DESC"
     );
     let rows = conn
-        .query(&sql, (blob, model, sessions.as_str(), limit))
-        .await
-        .map_err(query_error("scanning vectors"))?;
-    Ok(VectorHits {
-        found: read_candidates(rows, "scanning vectors").await?,
-        approximate: false,
-    })
-}
-
-/// `chunks` (full-text matches) scored by their exact cosine similarity
-/// to `query`; a chunk without a vector of this model is left out.
-async fn exact_similarities(
-    conn: &Connection,
-    model: &str,
-    query: &[f32],
-    mut chunks: Vec<Candidate>,
-) -> Result<Vec<Candidate>, MemoryError> {
-    let ids = serde_json::to_string(&chunks.iter().map(|c| &c.chunk_id).collect::<Vec<_>>())
-        .map_err(|e| MemoryError::Query(format!("listing chunks to score: {e}")))?;
-    let failed = query_error("scoring full-text matches by vector");
-    let mut rows = conn
         .query(
-            "SELECT chunk_id, 1.0 - vector_distance_cos(embedding, vector32(?1))
-             FROM chunks_vec
-             WHERE embedding_model = ?2 AND chunk_id IN (SELECT value FROM json_each(?3))",
-            (vector_blob(query), model, ids),
+            &sql,
+            (
+                vector_blob(query),
+                search.model.as_str(),
+                search.within.sessions_json(),
+                i64::try_from(search.wanted).unwrap_or(i64::MAX),
+            ),
         )
         .await
-        .map_err(&failed)?;
-    let mut similarity = HashMap::new();
-    while let Some(row) = rows.next().await.map_err(&failed)? {
-        similarity.insert(
-            row.get::<String>(0).map_err(&failed)?,
-            row.get::<f64>(1).map_err(&failed)?,
-        );
-    }
-    chunks.retain_mut(|c| match similarity.get(&c.chunk_id) {
-        Some(cosine) => {
-            c.raw = *cosine;
-            true
-        }
-        None => false,
-    });
-    Ok(chunks)
+        .map_err(query_error("scanning vectors"))?;
+    read_candidates(rows, "scanning vectors").await
 }
 
 /// Full-text matches by `-bm25()` over the chunk text (higher is
@@ -475,7 +379,7 @@ async fn fts_candidates(
     let Within::Sessions(sessions) = &search.within else {
         return ranked_fts(conn, expression, search.wanted).await;
     };
-    if scope_size(conn, search).await? > EXACT_SCAN_MAX {
+    if sessions_size(conn, &search.within.sessions_json()).await? > LARGE_SESSION {
         let limit = search.wanted * FTS_OVERSAMPLE;
         let mut found = ranked_fts(conn, expression, limit).await?;
         let complete = found.len() < limit;
@@ -566,7 +470,7 @@ impl LibsqlMemory {
                     })
                     .await
                 }
-                None => Ok(VectorHits::default()),
+                None => Ok(Vec::new()),
             }
         };
         let fts = async {
@@ -580,14 +484,7 @@ impl LibsqlMemory {
                 None => Ok(Vec::new()),
             }
         };
-        let (hits, mut fts) = tokio::try_join!(vector, fts)?;
-        let mut vector = match query_vector {
-            Some(query_vector) => {
-                self.with_missed_matches(hits, &fts, search, query_vector)
-                    .await?
-            }
-            None => hits.found,
-        };
+        let (mut vector, mut fts) = tokio::try_join!(vector, fts)?;
         // A neighbour pointing away from the query (cosine <= 0) carries no
         // evidence of relevance.
         vector.retain(|c| c.raw > 0.0);
@@ -660,35 +557,6 @@ impl LibsqlMemory {
         self.pool.release_reader(conn);
         drop(slot);
         found
-    }
-
-    /// The vector half's candidates; after an index search, completed with
-    /// the full-text matches the index missed, scored exactly.
-    async fn with_missed_matches(
-        &self,
-        hits: VectorHits,
-        fts: &[Candidate],
-        search: Search,
-        query_vector: Vec<f32>,
-    ) -> Result<Vec<Candidate>, MemoryError> {
-        let mut vector = hits.found;
-        if !hits.approximate {
-            return Ok(vector);
-        }
-        let missed: Vec<Candidate> = fts
-            .iter()
-            .filter(|c| !vector.iter().any(|v| v.chunk_id == c.chunk_id))
-            .cloned()
-            .collect();
-        if !missed.is_empty() {
-            let scored = self
-                .search(search, move |conn, search| async move {
-                    exact_similarities(&conn, &search.model, &query_vector, missed).await
-                })
-                .await?;
-            vector.extend(scored);
-        }
-        Ok(vector)
     }
 
     async fn upsert_source(
@@ -941,97 +809,6 @@ mod tests {
         assert_eq!((tie[0].raw, tie[1].raw), (1.0, 1.0));
         let mut empty: Vec<Candidate> = Vec::new();
         min_max(&mut empty, |_| 1.0);
-    }
-
-    #[tokio::test]
-    async fn full_text_matches_an_index_search_missed_are_scored_exactly() {
-        use crate::embed::{Embedder, LexicalEmbedder};
-        use std::sync::Arc;
-
-        let dir = tempfile::tempdir().unwrap();
-        let embedder = Arc::new(LexicalEmbedder::new());
-        let memory = LibsqlMemory::open(
-            crate::MemoryOptions::local(dir.path().join("m.db")),
-            embedder.clone(),
-        )
-        .await
-        .unwrap();
-        let texts = [
-            "a zebra by the river",
-            "zebra crossing ahead",
-            "no match here",
-        ];
-        let inputs = texts
-            .iter()
-            .enumerate()
-            .map(|(i, text)| ChunkInput {
-                text: (*text).to_owned(),
-                source_uri: None,
-                sequence_start: i as i64,
-                sequence_end: i as i64,
-                metadata: Value::Null,
-            })
-            .collect();
-        memory.upsert_chunks("s", inputs).await.unwrap();
-        let search = Search {
-            within: Within::Sessions(vec!["s".into()]),
-            model: embedder.model_name().to_owned(),
-            wanted: 20,
-        };
-        let query = embedder.vector("zebra");
-        let fts = memory
-            .search(search.clone(), |conn, search| async move {
-                let expression = match_expression("zebra").unwrap();
-                fts_candidates(&conn, &search, &expression).await
-            })
-            .await
-            .unwrap();
-        assert_eq!(fts.len(), 2);
-        // The index returned one of the two matches: the other is added
-        // with its exact cosine, the found one is not repeated.
-        let found = vec![Candidate {
-            raw: 0.5,
-            ..fts[0].clone()
-        }];
-        let completed = memory
-            .with_missed_matches(
-                VectorHits {
-                    found: found.clone(),
-                    approximate: true,
-                },
-                &fts,
-                search.clone(),
-                query.clone(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(completed.len(), 2, "{completed:?}");
-        assert_eq!(completed[0].raw, 0.5);
-        assert_eq!(completed[1].chunk_id, fts[1].chunk_id);
-        let stored = embedder.vector(&fts[1].text);
-        let cosine: f64 = query
-            .iter()
-            .zip(&stored)
-            .map(|(a, b)| f64::from(*a) * f64::from(*b))
-            .sum();
-        assert!(
-            (completed[1].raw - cosine).abs() < 1e-4,
-            "{completed:?} vs {cosine}"
-        );
-        // An exact scan missed nothing: its list stands as it is.
-        let exact = memory
-            .with_missed_matches(
-                VectorHits {
-                    found: found.clone(),
-                    approximate: false,
-                },
-                &fts,
-                search,
-                query,
-            )
-            .await
-            .unwrap();
-        assert_eq!(exact.len(), 1);
     }
 
     #[test]

@@ -21,7 +21,9 @@ use types::{
 };
 
 use crate::call::{CallFailure, call_provider};
-use crate::context::{StoredMessage, declarations_tokens, input_budget, select_history};
+use crate::context::{
+    StoredMessage, declarations_tokens, input_budget, message_tokens, select_history,
+};
 use crate::dispatch::{Dispatched, Dispatcher, ToolOutcome};
 use crate::events::{EventSink, RuntimeEvent, TurnState, emit};
 use crate::limits::RuntimeLimits;
@@ -94,11 +96,12 @@ type SharedSession = Arc<tokio::sync::Mutex<SessionState>>;
 pub struct AgentRuntime {
     pub(crate) parts: RuntimeParts,
     pub(crate) memory: Option<MemoryParts>,
-    /// Tool declarations and their token cost, computed once.
+    /// Tool declarations, computed once.
     pub(crate) declarations: Vec<FunctionDecl>,
+    /// What the system prompt and the declarations take in every request.
     /// Counted on first use: counting loads the tokenizer tables (tens of
     /// MiB, tens of ms), which an idle runtime should not pay for.
-    declarations_tokens: OnceLock<usize>,
+    fixed_tokens: OnceLock<usize>,
     sessions: Mutex<HashMap<SessionId, SharedSession>>,
 }
 
@@ -110,7 +113,7 @@ impl AgentRuntime {
             Vec::new()
         };
         Self {
-            declarations_tokens: OnceLock::new(),
+            fixed_tokens: OnceLock::new(),
             declarations,
             parts,
             memory: None,
@@ -118,11 +121,13 @@ impl AgentRuntime {
         }
     }
 
-    /// Tokens the tool declarations take in every request.
-    pub(crate) fn declarations_tokens(&self) -> usize {
-        *self
-            .declarations_tokens
-            .get_or_init(|| declarations_tokens(&self.declarations))
+    /// Tokens every request spends before its history: the system prompt
+    /// (as a message) and the tool declarations.
+    pub(crate) fn fixed_tokens(&self) -> usize {
+        *self.fixed_tokens.get_or_init(|| {
+            message_tokens(&Message::system(self.parts.system_prompt.clone()))
+                + declarations_tokens(&self.declarations)
+        })
     }
 
     pub fn with_memory(mut self, memory: MemoryParts) -> Self {
@@ -494,11 +499,9 @@ impl AgentRuntime {
         if let Some(Some(text)) = snippets {
             messages.push(Message::system(text.clone()));
         }
-        let fixed: usize = messages
-            .iter()
-            .map(crate::context::message_tokens)
-            .sum::<usize>()
-            + self.declarations_tokens();
+        // The system prompt (first) is counted once, with the declarations.
+        let fixed: usize =
+            messages.iter().skip(1).map(message_tokens).sum::<usize>() + self.fixed_tokens();
         let available = input_budget(&self.parts.model, &self.parts.limits).saturating_sub(fixed);
         messages.extend(
             select_history(unsummarized, available)

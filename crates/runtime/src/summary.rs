@@ -175,12 +175,11 @@ impl AgentRuntime {
             return None;
         }
         let budget = input_budget(&self.parts.model, &self.parts.limits).max(1) as f64;
-        let fixed = count_tokens(&self.parts.system_prompt)
+        let fixed = self.fixed_tokens()
             + state
                 .summary
                 .as_ref()
-                .map_or(0, |s| count_tokens(&s.summary_text))
-            + self.declarations_tokens();
+                .map_or(0, |s| count_tokens(&s.summary_text));
         let total: usize = fixed + history.iter().map(|m| m.tokens).sum::<usize>();
         if (total as f64) / budget <= config.trigger_ratio {
             return None;

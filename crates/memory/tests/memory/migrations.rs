@@ -64,6 +64,16 @@ async fn an_old_database_is_upgraded_without_data_loss() {
     assert_eq!(hits[0].chunk_id, "c-legacy");
     assert_eq!(hits[0].fts_score, 1.0);
     assert_fts_matches_chunks(&path).await;
+    // The DiskANN index of version 3 was dropped again by version 8, its
+    // graph (the shadow table) with it.
+    assert_eq!(
+        count(
+            &path,
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'chunks_vec_idx%'"
+        )
+        .await,
+        0
+    );
     // Reopening applies nothing twice.
     drop(memory);
     let memory = open(&path).await;

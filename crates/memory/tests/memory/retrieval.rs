@@ -430,11 +430,12 @@ async fn scope_session_or_user() {
 }
 
 #[tokio::test]
-async fn large_scopes_use_the_vector_index_and_small_ones_stay_exact() {
+async fn vector_search_is_exact_in_large_and_small_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let memory = open(&path).await;
-    // More vectors than the exact-scan limit in one session.
+    // A session larger than `LARGE_SESSION`, whose full-text half takes
+    // the other plan.
     let inputs: Vec<ChunkInput> = (0..2100)
         .map(|i| ChunkInput {
             text: format!("record {i} mentions topic{} and item{}", i % 97, i * 7),
@@ -459,7 +460,7 @@ async fn large_scopes_use_the_vector_index_and_small_ones_stay_exact() {
         "{hits:#?}"
     );
     assert!(hits[0].vector_score > 0.99);
-    // The small session is found exactly even though the index is full of
+    // The small session is found even though the database is full of
     // another session's vectors.
     let hits = memory.hybrid_query("small", "item7", 3).await.unwrap();
     assert_eq!(hits.len(), 1);
@@ -504,11 +505,7 @@ async fn a_large_session_finds_its_own_matches_when_another_session_has_better_o
     memory.upsert_chunks("herd", zebras).await.unwrap();
 
     // The 80 best full-text matches of all sessions are the other
-    // session's; this session's are found by the restricted search. The
-    // vector half of a session this large asks the approximate index,
-    // which may pass the zebra chunks by (its recall varies with the graph
-    // the random chunk ids build): full-text matches the index missed are
-    // scored exactly, so the best match comes first either way.
+    // session's; this session's are found by the restricted search.
     let hits = memory.hybrid_query("big", "zebra", 5).await.unwrap();
     assert!(hits[0].text.contains("zebra"), "{hits:#?}");
     assert_eq!(hits[0].fts_score, 1.0, "{hits:#?}");
