@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use libsql::{Builder, Connection, Database};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use types::config::Durability;
 use types::{MemoryError, SecretString};
 
 /// How long a statement waits for another connection's lock.
@@ -60,6 +61,7 @@ pub(crate) fn query_error(doing: &'static str) -> impl Fn(libsql::Error) -> Memo
 pub(crate) struct Pool {
     database: Database,
     location: Location,
+    durability: Durability,
     /// `None` after a failed rollback: the next write opens a fresh one.
     writer: tokio::sync::Mutex<Option<Connection>>,
     readers: Mutex<Vec<Connection>>,
@@ -78,7 +80,10 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    pub(crate) async fn open(location: Location) -> Result<Self, MemoryError> {
+    pub(crate) async fn open(
+        location: Location,
+        durability: Durability,
+    ) -> Result<Self, MemoryError> {
         let database = match &location {
             Location::Local(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -115,6 +120,7 @@ impl Pool {
         let pool = Self {
             database,
             location,
+            durability,
             writer: tokio::sync::Mutex::new(None),
             readers: Mutex::new(Vec::new()),
             reader_slots: Arc::new(Semaphore::new(MAX_READERS)),
@@ -178,6 +184,13 @@ impl Pool {
             conn.execute("PRAGMA temp_store = MEMORY", ())
                 .await
                 .map_err(query_error("keeping temporary storage in memory"))?;
+            let synchronous = match self.durability {
+                Durability::ProcessCrash => "NORMAL",
+                Durability::PowerLoss => "FULL",
+            };
+            conn.execute(&format!("PRAGMA synchronous = {synchronous}"), ())
+                .await
+                .map_err(query_error("setting the durability"))?;
             // A checkpoint cannot restart the WAL while readers hold older
             // snapshots (the indexer and searches read all the time), and
             // SQLite never shrinks the file by itself: it stayed at its
@@ -460,9 +473,12 @@ mod tests {
     async fn at_most_max_readers_are_out_at_once_and_a_freed_slot_is_reused() {
         let dir = tempfile::tempdir().unwrap();
         let pool = Arc::new(
-            Pool::open(Location::Local(dir.path().join("m.db")))
-                .await
-                .unwrap(),
+            Pool::open(
+                Location::Local(dir.path().join("m.db")),
+                Durability::default(),
+            )
+            .await
+            .unwrap(),
         );
         let mut taken = Vec::new();
         for _ in 0..MAX_READERS {
@@ -486,5 +502,26 @@ mod tests {
         assert!(pool.readers.lock().unwrap().is_empty());
         let mut rows = conn.query("SELECT 1", ()).await.unwrap();
         assert!(rows.next().await.unwrap().is_some());
+    }
+
+    /// SQLite's `synchronous` level on a connection of `pool`.
+    async fn synchronous(pool: &Pool) -> i64 {
+        let conn = pool.reader().await.unwrap();
+        let mut rows = conn.query("PRAGMA synchronous", ()).await.unwrap();
+        rows.next().await.unwrap().unwrap().get(0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn durability_sets_how_often_commits_reach_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let crash = Pool::open(Location::Local(path.clone()), Durability::ProcessCrash)
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&crash).await, 1, "NORMAL");
+        let power = Pool::open(Location::Local(path), Durability::PowerLoss)
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&power).await, 2, "FULL");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::Notify;
-use types::config::{IndexingConfig, MemoryConfig, RetrievalConfig, RetrievalScope};
+use types::config::{Durability, IndexingConfig, MemoryConfig, RetrievalConfig, RetrievalScope};
 use types::{Memory, MemoryError, MemoryRecord, Message};
 
 use crate::append::{Append, GroupCommit};
@@ -31,6 +31,9 @@ pub struct MemoryOptions {
     pub agent_identity: Option<String>,
     /// The background indexer's backlog limit and batch size.
     pub indexing: IndexingConfig,
+    /// What an acknowledged message survives (a local file only; a server
+    /// decides for itself).
+    pub durability: Durability,
 }
 
 impl MemoryOptions {
@@ -44,6 +47,7 @@ impl MemoryOptions {
             scope: retrieval.scope,
             agent_identity: None,
             indexing: IndexingConfig::default(),
+            durability: Durability::default(),
         }
     }
 
@@ -64,6 +68,7 @@ impl MemoryOptions {
             scope: config.retrieval.scope,
             agent_identity: None,
             indexing: config.indexing.clone(),
+            durability: config.durability,
         }
     }
 }
@@ -101,7 +106,7 @@ impl LibsqlMemory {
         options: MemoryOptions,
         embedder: Arc<dyn Embedder>,
     ) -> Result<Self, MemoryError> {
-        let pool = Arc::new(Pool::open(options.location.clone()).await?);
+        let pool = Arc::new(Pool::open(options.location.clone(), options.durability).await?);
         let queued = {
             let conn = pool.reader().await?;
             migrations::apply(&conn, MIGRATIONS).await?;

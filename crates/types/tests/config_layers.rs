@@ -363,6 +363,36 @@ fn an_unknown_shell_syntax_names_key_source_and_choices() {
 }
 
 #[test]
+fn memory_durability_is_one_of_two_named_levels() {
+    let layers = Layers::new();
+    assert_eq!(
+        layers.load().unwrap().config.memory.durability,
+        types::config::Durability::ProcessCrash
+    );
+    layers.write(
+        USER,
+        "agent.toml",
+        "[memory]\ndurability = \"power_loss\"\n",
+    );
+    assert_eq!(
+        layers.load().unwrap().config.memory.durability,
+        types::config::Durability::PowerLoss
+    );
+    let err = Layers::new()
+        .load_with_env(&[("OXYDRA__MEMORY__DURABILITY", "fsync")])
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "OXYDRA__MEMORY__DURABILITY",
+        "fsync",
+        "process_crash",
+        "power_loss",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
 fn broken_toml_names_the_file() {
     let layers = Layers::new();
     let path = layers.write(WORKSPACE, "agent.toml", "[runtime\nmax_turns = 1\n");

@@ -169,6 +169,8 @@ pub struct MemoryConfig {
     pub indexing: IndexingConfig,
     /// The knowledge directory: documents indexed for `memory_search`.
     pub knowledge: KnowledgeConfig,
+    /// What an acknowledged message survives (local database).
+    pub durability: Durability,
 }
 
 impl Default for MemoryConfig {
@@ -182,8 +184,26 @@ impl Default for MemoryConfig {
             embedding: EmbeddingConfig::default(),
             indexing: IndexingConfig::default(),
             knowledge: KnowledgeConfig::default(),
+            durability: Durability::default(),
         }
     }
+}
+
+/// What a message survives once it is acknowledged (`memory.durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// The agent's process crashing or being killed (`kill -9`): a commit
+    /// is in the operating system's hands before it is acknowledged, and
+    /// the WAL is flushed to disk at checkpoints. A power cut or kernel
+    /// crash may lose the last moments, never the database's integrity
+    /// (SQLite `synchronous = NORMAL` in WAL mode).
+    #[default]
+    ProcessCrash,
+    /// A power cut too: every commit is flushed to disk before it is
+    /// acknowledged (`synchronous = FULL`), a disk flush per stored
+    /// message.
+    PowerLoss,
 }
 
 /// The knowledge directory (`[memory.knowledge]`): text files the user
