@@ -41,6 +41,7 @@ fn main() {
     // The provider is never contacted: the guest makes no call while idle.
     let config = openai_agent_config("http://127.0.0.1:9/v1".into());
     let frame = envelope_frame(&home.path().join("bench"), config);
+    Guest::compile_ahead(home.path());
     let (first, _) = start_once(home.path(), &frame);
     let mut times = Vec::with_capacity(starts);
     let mut rss = Vec::with_capacity(starts);

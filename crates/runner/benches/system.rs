@@ -231,9 +231,11 @@ async fn measure(
     let mut config = openai_agent_config(llm.base_url());
     config.gateway.max_connections = 2 * LOAD_LEVELS[2];
     config.memory.enabled = memory;
+    Guest::compile_ahead(home.path());
     let guest = Guest::start(home.path(), &envelope_frame(&workspace, config));
     let pid = guest.pid();
-    // The first turn sets up the WASM sandbox and is not timed with the
+    // The first turn sets up the WASM sandbox (loading the module the
+    // runner's `--compile-wasm` step compiled) and is not timed with the
     // others.
     let (client, mut events) = client_on_new_session(&workspace)
         .await
@@ -325,7 +327,7 @@ async fn main() {
     }
     for run in &file_runs {
         println!(
-            "  {}: first turn (sets the WASM sandbox up) {:.1} ms, idle RSS after it {:.1} MiB",
+            "  {}: first turn (loads the compiled WASM guest) {:.1} ms, idle RSS after it {:.1} MiB",
             memory_label(run.memory),
             ms(run.first_turn),
             run.idle_rss_kib as f64 / 1024.0

@@ -164,6 +164,14 @@ impl WasmWasiToolRunner {
         self.shared.load()
     }
 
+    /// Compiles the guest into `cache` ahead of any file call (or finds it
+    /// already there), so the first call of a later process only loads
+    /// it: what `oxydra-vm --compile-wasm` does before a guest starts.
+    /// Fails, without compiling, when `cache` names no usable directory.
+    pub fn compile_ahead(cache: &ModuleCache) -> Result<GuestLoad, WasmError> {
+        engine::compile_ahead(cache)
+    }
+
     /// Creates an engine and compiles (or loads from `cache`) the guest
     /// afresh, outside the process's shared state, and says how long that
     /// took. For benchmarks of the one-time cost.
@@ -260,8 +268,23 @@ impl LazyWasmRunner {
     fn runner(&self) -> Result<&WasmWasiToolRunner, &str> {
         self.runner
             .get_or_init(|| {
-                WasmWasiToolRunner::with_config(self.workspace.clone(), &self.config)
-                    .map_err(|e| format!("the file sandbox cannot be set up: {e}"))
+                let runner = WasmWasiToolRunner::with_config(self.workspace.clone(), &self.config)
+                    .map_err(|e| format!("the file sandbox cannot be set up: {e}"))?;
+                let load = runner.guest_load();
+                let took_ms = load.took.as_millis();
+                match load.source {
+                    GuestSource::Cache => tracing::info!(
+                        took_ms,
+                        "file sandbox ready: WASM guest loaded from the compiled-module cache"
+                    ),
+                    GuestSource::Compiled => tracing::info!(
+                        took_ms,
+                        cache_unavailable = load.cache_unavailable.as_deref(),
+                        "file sandbox ready: WASM guest compiled on its first call \
+                         (oxydra-vm --compile-wasm does it ahead)"
+                    ),
+                }
+                Ok(runner)
             })
             .as_ref()
             .map_err(String::as_str)

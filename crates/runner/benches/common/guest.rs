@@ -25,16 +25,23 @@ pub fn envelope_frame(workspace: &Path, config: AgentConfig) -> Vec<u8> {
 pub struct Guest(Child);
 
 impl Guest {
+    /// `oxydra-vm --compile-wasm` for `home`, as the runner runs it before
+    /// it starts a guest: the WASM file-tool module compiled into the
+    /// user's cache.
+    pub fn compile_ahead(home: &Path) {
+        let compiled = vm_command(home)
+            .arg("--compile-wasm")
+            .stdout(Stdio::null())
+            .status()
+            .expect("oxydra-vm --compile-wasm runs");
+        assert!(compiled.success(), "oxydra-vm --compile-wasm: {compiled}");
+    }
+
     /// Starts `oxydra-vm --bootstrap-stdin` in `home` (cleared environment,
     /// as the runner starts it) and returns once it printed its ready line.
     pub fn start(home: &Path, frame: &[u8]) -> Self {
-        let mut child = Command::new(VM)
+        let mut child = vm_command(home)
             .arg("--bootstrap-stdin")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -65,6 +72,18 @@ impl Guest {
         let status = self.0.wait().expect("oxydra-vm exits");
         assert!(status.success(), "oxydra-vm stopped with {status}");
     }
+}
+
+/// `oxydra-vm` with the environment the runner gives it for `home`.
+fn vm_command(home: &Path) -> Command {
+    let mut command = Command::new(VM);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("RUST_LOG", "warn");
+    command
 }
 
 impl Drop for Guest {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use runner::guest::{self, GuestError, envelope};
 use sandbox::hardening::{FilesystemRules, harden_current_process};
-use sandbox::wasm::ModuleCache;
+use sandbox::wasm::{GuestSource, ModuleCache, WasmWasiToolRunner};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use types::config::EmbeddingConfig;
@@ -27,6 +27,12 @@ struct Args {
     /// the file named by OXYDRA_BOOTSTRAP_FILE.
     #[arg(long)]
     bootstrap_stdin: bool,
+    /// Compile the WASM file-tool guest into the compiled-module cache
+    /// ($XDG_CACHE_HOME/oxydra/wasm, else $HOME/.cache/oxydra/wasm) and
+    /// exit, so a guest's first file call loads it instead of compiling.
+    /// oxydra-runner runs this before it starts a guest.
+    #[arg(long, conflicts_with = "bootstrap_stdin")]
+    compile_wasm: bool,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +43,9 @@ fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    if args.compile_wasm {
+        return compile_wasm();
+    }
     match read_envelope(&args).and_then(|envelope| {
         harden(&envelope)?;
         run(envelope)
@@ -45,6 +54,34 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("oxydra-vm: {error}");
             ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+/// `--compile-wasm`: one line on stdout saying where the compiled guest
+/// is, or the reason on stderr and exit status 1.
+fn compile_wasm() -> ExitCode {
+    match WasmWasiToolRunner::compile_ahead(&ModuleCache::default()) {
+        Ok(load) => {
+            let dir = load
+                .cache_dir
+                .as_deref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            match load.source {
+                GuestSource::Compiled => println!(
+                    "oxydra-vm: compiled the WASM guest into {dir} in {} ms",
+                    load.took.as_millis()
+                ),
+                GuestSource::Cache => {
+                    println!("oxydra-vm: the WASM guest is already compiled in {dir}")
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("oxydra-vm: cannot compile the WASM guest ahead: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -66,6 +66,53 @@ pub fn locate_guest_binary() -> Result<PathBuf, HostError> {
     }
 }
 
+/// `binary` with the process-tier guest's environment (cleared, then the
+/// user's workspace as home and current directory, its `tmp/` and
+/// `.cache/`), output piped, killed when dropped.
+fn guest_command(binary: &Path, paths: &RunnerPaths) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .current_dir(&paths.user_workspace)
+        .env("TMPDIR", paths.tmp_dir())
+        .env("HOME", &paths.user_workspace)
+        .env("XDG_CACHE_HOME", paths.cache_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for name in ["PATH", "RUST_LOG"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+}
+
+/// Runs `oxydra-vm --compile-wasm` in the guest's environment, its output
+/// to `sink`, and waits for it: the guest's first file call then loads the
+/// compiled file-tool module from the user's cache instead of compiling it
+/// on the turn path (~1 s on 2 cores). Only the first start of a workspace
+/// (or of a new build) compiles; later starts find the module cached in
+/// tens of milliseconds. A failure is reported in the child's output and
+/// costs nothing else: the guest then compiles on first use.
+async fn compile_ahead(binary: &Path, paths: &RunnerPaths, sink: &OutputSink) {
+    let mut command = guest_command(binary, paths);
+    command.arg("--compile-wasm").stdin(Stdio::null());
+    // A binary that cannot start is reported by the guest's own spawn.
+    let Ok(mut child) = command.spawn() else {
+        return;
+    };
+    let mut forwarders = JoinSet::new();
+    if let Some(stdout) = child.stdout.take() {
+        forwarders.spawn(forward(stdout, Stream::Stdout, sink.clone(), None));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        forwarders.spawn(forward(stderr, Stream::Stderr, sink.clone(), None));
+    }
+    let _ = child.wait().await;
+    while forwarders.join_next().await.is_some() {}
+}
+
 /// How a guest process ended, for messages and status.
 pub fn describe_exit(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -113,23 +160,9 @@ impl GuestProcess {
     ) -> Result<Self, HostError> {
         let frame = encode_json_frame(envelope, MAX_ENVELOPE_BYTES)?;
         remove_if_present(&paths.endpoint_file)?;
-        let mut command = Command::new(binary);
-        command
-            .arg("--bootstrap-stdin")
-            .env_clear()
-            .current_dir(&paths.user_workspace)
-            .env("TMPDIR", paths.tmp_dir())
-            .env("HOME", &paths.user_workspace)
-            .env("XDG_CACHE_HOME", paths.cache_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for name in ["PATH", "RUST_LOG"] {
-            if let Some(value) = std::env::var_os(name) {
-                command.env(name, value);
-            }
-        }
+        compile_ahead(binary, paths, &sink).await;
+        let mut command = guest_command(binary, paths);
+        command.arg("--bootstrap-stdin").stdin(Stdio::piped());
         let mut child = command.spawn().map_err(|e| HostError::GuestBinary {
             path: binary.to_owned(),
             message: format!("cannot start it: {e}"),

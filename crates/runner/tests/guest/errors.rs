@@ -53,6 +53,46 @@ async fn no_envelope_at_all_says_how_the_guest_is_started() {
 }
 
 #[tokio::test]
+async fn compiling_ahead_without_a_usable_cache_says_why_and_compiles_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    // Neither variable names an absolute directory: no cache to keep the
+    // compiled module in.
+    let child = crate::vm_command(home.path())
+        .env("XDG_CACHE_HOME", "relative/cache")
+        .env("HOME", "relative-home")
+        .arg("--compile-wasm")
+        .spawn()
+        .unwrap();
+    let (code, stderr) = finish(child).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no compiled-module cache: set XDG_CACHE_HOME or HOME"),
+        "{stderr}"
+    );
+    // A cache path that is a file, not a directory.
+    std::fs::write(home.path().join("not-a-dir"), "x").unwrap();
+    let child = crate::vm_command(home.path())
+        .env("XDG_CACHE_HOME", home.path().join("not-a-dir"))
+        .arg("--compile-wasm")
+        .spawn()
+        .unwrap();
+    let (code, stderr) = finish(child).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the compiled-module cache cannot be used") && stderr.contains("not-a-dir"),
+        "{stderr}"
+    );
+    // It is a step of its own, never mixed with serving.
+    let child = crate::vm_command(home.path())
+        .args(["--compile-wasm", "--bootstrap-stdin"])
+        .spawn()
+        .unwrap();
+    let (code, stderr) = finish(child).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+#[tokio::test]
 async fn invalid_configuration_exits_2_naming_the_key() {
     let llm = test_support::FakeLlm::start(test_support::WireFormat::Openai)
         .await

@@ -1,5 +1,5 @@
-//! Foreground `start`: a turn whose file tool writes into the user's
-//! `shared/`, a stop by signal, a second start continuing the session, and
+//! Foreground `start`: the WASM guest compiled ahead, a turn whose file
+//! tool writes into the user's `shared/`, a stop by signal, a second start continuing the session, and
 //! `--tui` without a running guest.
 
 use test_support::{FakeLlm, Script, ScriptedReply, ScriptedToolCall, WhenExhausted, WireFormat};
@@ -65,6 +65,17 @@ async fn a_turn_writes_into_shared_and_a_restarted_runner_continues_the_session(
         stderr.contains("WARNING: sandbox tier 'process'"),
         "{stderr}"
     );
+    // The runner compiled the WASM file-tool guest into alice's cache
+    // before her guest started, so the first file call only loaded it.
+    assert!(
+        stdout.contains("oxydra-vm: compiled the WASM guest into")
+            && stdout.contains(".cache/oxydra/wasm"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("WASM guest loaded from the compiled-module cache"),
+        "{stderr}"
+    );
 
     // SIGTERM: the guest stops cleanly, the runner exits 0, the endpoint
     // file is gone.
@@ -79,6 +90,13 @@ async fn a_turn_writes_into_shared_and_a_restarted_runner_continues_the_session(
     assert_eq!(resumed, session);
     let (reply, _) = turn(&client, &mut events, "what did I ask?").await;
     assert_eq!(reply, "You said: what did I ask?");
+    assert!(
+        runner
+            .stdout()
+            .contains("oxydra-vm: the WASM guest is already compiled in"),
+        "{}",
+        runner.stdout()
+    );
     let last = llm.requests().pop().unwrap().body.to_string();
     assert!(
         last.contains("please write hello.txt"),

@@ -53,6 +53,22 @@ pub(super) fn measure_load(setting: &ModuleCache) -> Result<GuestLoad, WasmError
     Ok(load)
 }
 
+/// Compiles the guest into `setting`'s cache (or finds it there) so that
+/// later processes load it instead of compiling. Without a usable cache
+/// there is nowhere to keep the result: an error says why, before any
+/// compile.
+pub(super) fn compile_ahead(setting: &ModuleCache) -> Result<GuestLoad, WasmError> {
+    match cache::open(setting) {
+        (Some(_), _) => measure_load(setting),
+        (None, Some(reason)) => Err(WasmError::Setup(format!(
+            "the compiled-module cache cannot be used: {reason}"
+        ))),
+        (None, None) => Err(WasmError::Setup(
+            "no compiled-module cache: set XDG_CACHE_HOME or HOME to an absolute path".into(),
+        )),
+    }
+}
+
 fn engine_and_guest(setting: &ModuleCache) -> Result<(GuestLoad, Module, Engine), WasmError> {
     let (cache, cache_unavailable) = cache::open(setting);
     let cache_dir = cache.as_ref().map(|c| c.directory().clone());
