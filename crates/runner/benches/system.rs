@@ -6,7 +6,10 @@
 //!
 //! - B1: one client, turns one after another: `SendTurn` → `TurnCompleted`
 //!   p50/p99 and turns/s; the same for text-only turns (a third and fourth
-//!   guest whose fake LLM only echoes).
+//!   guest whose fake LLM only echoes). Before them, the fresh guest's
+//!   first turn and its file call (`ToolCallStarted` → `ToolCallFinished`,
+//!   which loads the WASM module the runner's `--compile-wasm` step
+//!   compiled), and the RSS after the first turn and after the others.
 //! - B5 / load: N clients at once (100, 500, 1,000), each on its own session
 //!   running several turns: turns/s, round-trip p50/p99, errors (every turn
 //!   must complete or fail loudly: a turn that never answers counts as an
@@ -72,14 +75,24 @@ async fn client_on_new_session(workspace: &Path) -> Result<(GatewayClient, Clien
     }
 }
 
-/// One turn: its round trip, or why it failed.
+/// What the client saw of one turn.
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    round_trip: Duration,
+    /// `ToolCallStarted` → `ToolCallFinished` of its file call.
+    file_call: Option<Duration>,
+}
+
+/// One turn: its timings, or why it failed.
 async fn one_turn(
     client: &GatewayClient,
     events: &mut ClientEvents,
     text: &str,
     with_tool: bool,
-) -> Result<Duration, String> {
+) -> Result<Turn, String> {
     let started = Instant::now();
+    let mut call_started = None;
+    let mut file_call = None;
     client
         .send_frame(GatewayClientFrame::SendTurn {
             content: text.to_owned(),
@@ -97,17 +110,22 @@ async fn one_turn(
             continue;
         };
         match message.frame {
+            GatewayServerFrame::ToolCallStarted { .. } => call_started = Some(Instant::now()),
             GatewayServerFrame::ToolCallFinished { ok, name, .. } => {
                 if !ok {
                     return Err(format!("tool {name} failed"));
                 }
+                file_call = call_started.map(|at| at.elapsed());
                 tool_ran = true;
             }
             GatewayServerFrame::TurnCompleted { final_message, .. } => {
                 if tool_ran != with_tool || !final_message.contains(text) {
                     return Err(format!("wrong turn: {final_message:?}"));
                 }
-                return Ok(started.elapsed());
+                return Ok(Turn {
+                    round_trip: started.elapsed(),
+                    file_call,
+                });
             }
             GatewayServerFrame::Error { message, .. } => return Err(message),
             _ => {}
@@ -150,7 +168,11 @@ async fn load_level(workspace: &Path, pid: u32, clients: usize) -> Level {
                 Ok((client, mut events)) => {
                     for t in 0..TURNS_PER_CLIENT {
                         let text = format!("client {c} turn {t}");
-                        results.push(one_turn(&client, &mut events, &text, true).await);
+                        results.push(
+                            one_turn(&client, &mut events, &text, true)
+                                .await
+                                .map(|turn| turn.round_trip),
+                        );
                     }
                     client.shutdown().await;
                 }
@@ -211,8 +233,10 @@ impl Sequential {
 /// Everything measured on one guest.
 struct GuestRun {
     memory: bool,
-    first_turn: Duration,
+    first_turn: Turn,
     idle_rss_kib: u64,
+    /// After the sequential turns.
+    rss_after_turns_kib: u64,
     sequential: Sequential,
     load: Vec<Level>,
 }
@@ -255,9 +279,10 @@ async fn measure(
         )
         .await
         .expect("a sequential turn completes");
-        sequential.push(took);
+        sequential.push(took.round_trip);
     }
     let wall = started.elapsed();
+    let rss_after_turns_kib = resident_kib(pid);
     client.shutdown().await;
     let mut load = Vec::new();
     for &clients in levels {
@@ -268,6 +293,7 @@ async fn measure(
         memory,
         first_turn,
         idle_rss_kib,
+        rss_after_turns_kib,
         sequential: Sequential {
             turns,
             timings: Timings::of(sequential),
@@ -327,10 +353,14 @@ async fn main() {
     }
     for run in &file_runs {
         println!(
-            "  {}: first turn (loads the compiled WASM guest) {:.1} ms, idle RSS after it {:.1} MiB",
+            "  {}: first turn {:.1} ms, its file call (loads the compiled WASM guest) {:.1} ms; \
+             RSS after it {:.1} MiB, after {} more turns {:.1} MiB",
             memory_label(run.memory),
-            ms(run.first_turn),
-            run.idle_rss_kib as f64 / 1024.0
+            ms(run.first_turn.round_trip),
+            run.first_turn.file_call.map_or(f64::NAN, ms),
+            run.idle_rss_kib as f64 / 1024.0,
+            run.sequential.turns,
+            run.rss_after_turns_kib as f64 / 1024.0
         );
     }
     println!(
@@ -386,8 +416,10 @@ async fn main() {
         json_runs.push(json!({
             "memory": run.memory,
             "b1": run.sequential.json(),
-            "first_turn_ms": ms(run.first_turn),
+            "first_turn_ms": ms(run.first_turn.round_trip),
+            "first_file_call_ms": run.first_turn.file_call.map(ms),
             "idle_rss_mib": run.idle_rss_kib as f64 / 1024.0,
+            "rss_after_turns_mib": run.rss_after_turns_kib as f64 / 1024.0,
             "load": json_levels,
         }));
     }
