@@ -3,7 +3,8 @@
 //! concurrent appends share commits), the background indexer's rate and
 //! lag (how long the oldest acknowledged-but-unindexed event has waited,
 //! sampled while the writers run), hybrid query latency at 1k / 10k /
-//! 100k chunks, and the database size per 10k chunks — for the lexical
+//! 100k chunks (one session's, and user-wide as `memory_search` with
+//! scope `user` searches), and the database size per 10k chunks — for the lexical
 //! embedder and, when built
 //! with `--features semantic` and `OXYDRA_TEST_EMBEDDING_MODEL_DIR` points
 //! at a model, for the semantic model (1k and 10k: embedding 100k chunks
@@ -21,7 +22,7 @@ use test_support::bench::{full_run, percentile};
 
 use memory::{Embedder, LexicalEmbedder, LibsqlMemory, MemoryOptions};
 use serde_json::json;
-use types::{Memory, MemoryRetrieval};
+use types::{AgentMemory, Memory, MemoryRetrieval, SearchScope};
 
 /// Queries timed at each size.
 const QUERIES: usize = 200;
@@ -107,6 +108,9 @@ struct Row {
     index_lag_p99_ms: f64,
     query_p50_ms: f64,
     query_p99_ms: f64,
+    /// `memory_search` with scope `user`: every session's chunks.
+    user_query_p50_ms: f64,
+    user_query_p99_ms: f64,
     queries: usize,
     db_mib_per_10k_chunks: f64,
 }
@@ -193,6 +197,7 @@ async fn run(embedder: Arc<dyn Embedder>, sizes: &[usize], queries: usize) -> Ve
         let added = (size - stored) as f64;
         stored = size;
         let mut latencies = Vec::with_capacity(queries);
+        let mut user_latencies = Vec::with_capacity(queries);
         for _ in 0..queries {
             let query = (0..4)
                 .map(|_| words[rng.below(words.len())].as_str())
@@ -205,8 +210,16 @@ async fn run(embedder: Arc<dyn Embedder>, sizes: &[usize], queries: usize) -> Ve
                 .expect("hybrid query");
             latencies.push(started.elapsed());
             assert!(hits.len() <= 5);
+            let started = Instant::now();
+            let hits = memory
+                .search("bench-0", &query, SearchScope::User, 5)
+                .await
+                .expect("user-wide search");
+            user_latencies.push(started.elapsed());
+            assert!(hits.len() <= 5);
         }
         latencies.sort();
+        user_latencies.sort();
         rows.push(Row {
             embedder: embedder.model_name().to_owned(),
             chunks: size,
@@ -216,6 +229,8 @@ async fn run(embedder: Arc<dyn Embedder>, sizes: &[usize], queries: usize) -> Ve
             index_lag_p99_ms: percentile(&lags, 0.99).as_secs_f64() * 1000.0,
             query_p50_ms: percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
             query_p99_ms: percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+            user_query_p50_ms: percentile(&user_latencies, 0.50).as_secs_f64() * 1000.0,
+            user_query_p99_ms: percentile(&user_latencies, 0.99).as_secs_f64() * 1000.0,
             queries,
             db_mib_per_10k_chunks: db_bytes(&path) as f64 / (1024.0 * 1024.0) * 10_000.0
                 / size as f64,
@@ -265,7 +280,7 @@ fn main() {
         rows.extend(runtime.block_on(run(embedder, semantic_sizes, queries)));
     }
     println!(
-        "{:<28} {:>8} {:>12} {:>12} {:>14} {:>10} {:>10} {:>8} {:>12}",
+        "{:<28} {:>8} {:>12} {:>12} {:>14} {:>10} {:>10} {:>15} {:>8} {:>12}",
         "embedder",
         "chunks",
         "store msg/s",
@@ -273,12 +288,13 @@ fn main() {
         "lag p50/p99",
         "p50 ms",
         "p99 ms",
+        "user p50/p99",
         "queries",
         "MiB/10k"
     );
     for row in &rows {
         println!(
-            "{:<28} {:>8} {:>12.0} {:>12.0} {:>14} {:>10.2} {:>10.2} {:>8} {:>12.2}",
+            "{:<28} {:>8} {:>12.0} {:>12.0} {:>14} {:>10.2} {:>10.2} {:>15} {:>8} {:>12.2}",
             row.embedder,
             row.chunks,
             row.store_msgs_per_s,
@@ -286,6 +302,7 @@ fn main() {
             format!("{:.0}/{:.0} ms", row.index_lag_p50_ms, row.index_lag_p99_ms),
             row.query_p50_ms,
             row.query_p99_ms,
+            format!("{:.1}/{:.1} ms", row.user_query_p50_ms, row.user_query_p99_ms),
             row.queries,
             row.db_mib_per_10k_chunks
         );

@@ -55,28 +55,27 @@ async fn no_envelope_at_all_says_how_the_guest_is_started() {
 #[tokio::test]
 async fn compiling_ahead_without_a_usable_cache_says_why_and_compiles_nothing() {
     let home = tempfile::tempdir().unwrap();
+    let compile_ahead = |env: &[(&str, &std::ffi::OsStr)]| {
+        let mut command = crate::vm_command(home.path());
+        command.envs(env.iter().copied()).arg("--compile-wasm");
+        finish(command.spawn().unwrap())
+    };
     // Neither variable names an absolute directory: no cache to keep the
     // compiled module in.
-    let child = crate::vm_command(home.path())
-        .env("XDG_CACHE_HOME", "relative/cache")
-        .env("HOME", "relative-home")
-        .arg("--compile-wasm")
-        .spawn()
-        .unwrap();
-    let (code, stderr) = finish(child).await;
+    let (code, stderr) = compile_ahead(&[
+        ("XDG_CACHE_HOME", "relative/cache".as_ref()),
+        ("HOME", "relative-home".as_ref()),
+    ])
+    .await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("no compiled-module cache: set XDG_CACHE_HOME or HOME"),
         "{stderr}"
     );
     // A cache path that is a file, not a directory.
-    std::fs::write(home.path().join("not-a-dir"), "x").unwrap();
-    let child = crate::vm_command(home.path())
-        .env("XDG_CACHE_HOME", home.path().join("not-a-dir"))
-        .arg("--compile-wasm")
-        .spawn()
-        .unwrap();
-    let (code, stderr) = finish(child).await;
+    let file = home.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let (code, stderr) = compile_ahead(&[("XDG_CACHE_HOME", file.as_os_str())]).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("the compiled-module cache cannot be used") && stderr.contains("not-a-dir"),
