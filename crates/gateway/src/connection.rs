@@ -282,11 +282,9 @@ impl Connection {
                 )),
                 Err(error) => Err((GatewayErrorCode::Internal, error.to_string())),
             },
-            None => match self.shared.directory.list(&user).await {
-                Ok(sessions) => match sessions.into_iter().next() {
-                    Some(latest) => Ok(latest.session_id),
-                    None => create_session(&self.shared, &user).await,
-                },
+            None => match self.shared.directory.latest(&user).await {
+                Ok(Some(latest)) => Ok(latest.session_id),
+                Ok(None) => create_session(&self.shared, &user).await,
                 Err(error) => Err((GatewayErrorCode::Internal, error.to_string())),
             },
         };

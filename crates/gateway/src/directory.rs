@@ -4,6 +4,7 @@
 //! database; `InMemorySessionDirectory` serves tests and memory-less runs.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -32,6 +33,12 @@ pub trait SessionDirectory: Send + Sync + std::fmt::Debug {
     async fn get(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, GatewayError>;
     /// `user`'s sessions, most recently updated first.
     async fn list(&self, user: &UserId) -> Result<Vec<SessionRecord>, GatewayError>;
+    /// `user`'s most recently updated session: what a `Hello` naming no
+    /// session continues. Implementations answer it without listing every
+    /// session (a guest under load is greeted thousands of times).
+    async fn latest(&self, user: &UserId) -> Result<Option<SessionRecord>, GatewayError> {
+        Ok(self.list(user).await?.into_iter().next())
+    }
     /// Marks the session as used at `at_ms` (never moves time backwards).
     async fn touch(&self, session_id: &SessionId, at_ms: i64) -> Result<(), GatewayError>;
 }
@@ -40,6 +47,8 @@ pub trait SessionDirectory: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct InMemorySessionDirectory {
     sessions: Mutex<HashMap<SessionId, Entry>>,
+    /// The next `Entry::tick`.
+    ticks: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -54,9 +63,24 @@ impl InMemorySessionDirectory {
         Self::default()
     }
 
-    fn next_tick(sessions: &HashMap<SessionId, Entry>) -> u64 {
-        sessions.values().map(|e| e.tick).max().map_or(0, |t| t + 1)
+    /// Taken under the sessions lock, so ticks follow the order of the
+    /// changes.
+    fn next_tick(&self) -> u64 {
+        self.ticks.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// `user`'s entries.
+    fn of<'a>(
+        sessions: &'a HashMap<SessionId, Entry>,
+        user: &'a UserId,
+    ) -> impl Iterator<Item = &'a Entry> {
+        sessions.values().filter(move |e| &e.record.user_id == user)
+    }
+}
+
+/// Most recently updated first.
+fn recency(entry: &Entry) -> std::cmp::Reverse<(i64, u64)> {
+    std::cmp::Reverse((entry.record.updated_at_ms, entry.tick))
 }
 
 #[async_trait]
@@ -69,7 +93,7 @@ impl SessionDirectory for InMemorySessionDirectory {
                 record.session_id
             )));
         }
-        let tick = Self::next_tick(&sessions);
+        let tick = self.next_tick();
         sessions.insert(record.session_id.clone(), Entry { record, tick });
         Ok(())
     }
@@ -81,17 +105,21 @@ impl SessionDirectory for InMemorySessionDirectory {
 
     async fn list(&self, user: &UserId) -> Result<Vec<SessionRecord>, GatewayError> {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut mine: Vec<&Entry> = sessions
-            .values()
-            .filter(|e| &e.record.user_id == user)
-            .collect();
-        mine.sort_by_key(|e| std::cmp::Reverse((e.record.updated_at_ms, e.tick)));
+        let mut mine: Vec<&Entry> = Self::of(&sessions, user).collect();
+        mine.sort_by_key(|e| recency(e));
         Ok(mine.into_iter().map(|e| e.record.clone()).collect())
+    }
+
+    async fn latest(&self, user: &UserId) -> Result<Option<SessionRecord>, GatewayError> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(Self::of(&sessions, user)
+            .min_by_key(|e| recency(e))
+            .map(|e| e.record.clone()))
     }
 
     async fn touch(&self, session_id: &SessionId, at_ms: i64) -> Result<(), GatewayError> {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        let tick = Self::next_tick(&sessions);
+        let tick = self.next_tick();
         let entry = sessions.get_mut(session_id).ok_or_else(|| {
             GatewayError::Directory(format!("session '{session_id}' is not recorded"))
         })?;
@@ -128,10 +156,24 @@ mod tests {
                 .map(|r| r.session_id.into_string())
                 .collect()
         };
+        let latest = |user: &UserId| {
+            let user = user.clone();
+            let directory = &directory;
+            async move {
+                directory
+                    .latest(&user)
+                    .await
+                    .unwrap()
+                    .map(|r| r.session_id.into_string())
+            }
+        };
         // Same millisecond: the later one first.
         assert_eq!(ids(directory.list(&alice).await.unwrap()), ["b", "a", "d"]);
+        assert_eq!(latest(&alice).await.as_deref(), Some("b"));
         directory.touch(&"d".into(), 10).await.unwrap();
         assert_eq!(ids(directory.list(&alice).await.unwrap()), ["d", "b", "a"]);
+        assert_eq!(latest(&alice).await.as_deref(), Some("d"));
+        assert_eq!(latest(&UserId::parse("carol").unwrap()).await, None);
         // Time never moves backwards.
         directory.touch(&"b".into(), 1).await.unwrap();
         let b = directory.get(&"b".into()).await.unwrap().unwrap();

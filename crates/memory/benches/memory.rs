@@ -302,7 +302,10 @@ fn main() {
             format!("{:.0}/{:.0} ms", row.index_lag_p50_ms, row.index_lag_p99_ms),
             row.query_p50_ms,
             row.query_p99_ms,
-            format!("{:.1}/{:.1} ms", row.user_query_p50_ms, row.user_query_p99_ms),
+            format!(
+                "{:.1}/{:.1} ms",
+                row.user_query_p50_ms, row.user_query_p99_ms
+            ),
             row.queries,
             row.db_mib_per_10k_chunks
         );

@@ -165,6 +165,18 @@ impl LibsqlMemory {
         .await
     }
 
+    /// The most recently updated conversation, if any.
+    pub async fn latest_session(&self) -> Result<Option<SessionInfo>, MemoryError> {
+        let mut sessions = self
+            .query_sessions(
+                "WHERE s.session_id NOT IN (?1, ?2)
+                 ORDER BY s.updated_at DESC, s.session_id LIMIT 1",
+                (NOTES_SESSION, KNOWLEDGE_SESSION),
+            )
+            .await?;
+        Ok(sessions.pop())
+    }
+
     /// Sessions selected by `tail` (a `WHERE` and/or `ORDER BY` clause over
     /// `sessions s`).
     pub(crate) async fn query_sessions(

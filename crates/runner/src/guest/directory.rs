@@ -66,6 +66,18 @@ impl SessionDirectory for MemorySessionDirectory {
         Ok(sessions.into_iter().map(|info| self.record(info)).collect())
     }
 
+    async fn latest(&self, user: &UserId) -> Result<Option<SessionRecord>, GatewayError> {
+        if *user != self.owner {
+            return Ok(None);
+        }
+        let latest = self
+            .memory
+            .latest_session()
+            .await
+            .map_err(directory_error)?;
+        Ok(latest.map(|info| self.record(info)))
+    }
+
     async fn touch(&self, session_id: &SessionId, at_ms: i64) -> Result<(), GatewayError> {
         self.memory
             .touch_session_at(session_id.as_str(), at_ms)
@@ -118,7 +130,10 @@ mod tests {
             .map(|r| r.session_id.into_string())
             .collect();
         assert_eq!(listed, ["s-1", "s-2"]);
+        let latest = directory.latest(&alice).await.unwrap().unwrap();
+        assert_eq!(latest.session_id.as_str(), "s-1");
         assert!(directory.list(&bob).await.unwrap().is_empty());
+        assert_eq!(directory.latest(&bob).await.unwrap(), None);
         let s2 = directory.get(&"s-2".into()).await.unwrap().unwrap();
         assert_eq!((s2.user_id, s2.created_at_ms), (alice, 20));
         assert_eq!(directory.get(&"nope".into()).await.unwrap(), None);
