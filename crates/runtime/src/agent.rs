@@ -22,7 +22,8 @@ use types::{
 
 use crate::call::{CallFailure, call_provider};
 use crate::context::{
-    StoredMessage, declarations_tokens, input_budget, message_tokens, select_history,
+    StoredMessage, declarations_token_bound, declarations_tokens, history_token_bound,
+    input_budget, message_token_bound, message_tokens, select_history,
 };
 use crate::dispatch::{Dispatched, Dispatcher, ToolOutcome};
 use crate::events::{EventSink, RuntimeEvent, TurnState, emit};
@@ -99,9 +100,12 @@ pub struct AgentRuntime {
     /// Tool declarations, computed once.
     pub(crate) declarations: Vec<FunctionDecl>,
     /// What the system prompt and the declarations take in every request.
-    /// Counted on first use: counting loads the tokenizer tables (tens of
-    /// MiB, tens of ms), which an idle runtime should not pay for.
+    /// Counted on first need: counting loads the tokenizer tables (tens of
+    /// MiB, tens of ms), which most conversations never need (see
+    /// `context`).
     fixed_tokens: OnceLock<usize>,
+    /// At least `fixed_tokens`, from their lengths.
+    fixed_token_bound: OnceLock<usize>,
     sessions: Mutex<HashMap<SessionId, SharedSession>>,
 }
 
@@ -114,6 +118,7 @@ impl AgentRuntime {
         };
         Self {
             fixed_tokens: OnceLock::new(),
+            fixed_token_bound: OnceLock::new(),
             declarations,
             parts,
             memory: None,
@@ -127,6 +132,14 @@ impl AgentRuntime {
         *self.fixed_tokens.get_or_init(|| {
             message_tokens(&Message::system(self.parts.system_prompt.clone()))
                 + declarations_tokens(&self.declarations)
+        })
+    }
+
+    /// At least `fixed_tokens()`, without the tokenizer.
+    pub(crate) fn fixed_token_bound(&self) -> usize {
+        *self.fixed_token_bound.get_or_init(|| {
+            message_token_bound(&Message::system(self.parts.system_prompt.clone()))
+                + declarations_token_bound(&self.declarations)
         })
     }
 
@@ -500,9 +513,17 @@ impl AgentRuntime {
             messages.push(Message::system(text.clone()));
         }
         // The system prompt (first) is counted once, with the declarations.
-        let fixed: usize =
-            messages.iter().skip(1).map(message_tokens).sum::<usize>() + self.fixed_tokens();
-        let available = input_budget(&self.parts.model, &self.parts.limits).saturating_sub(fixed);
+        let budget = input_budget(&self.parts.model, &self.parts.limits);
+        let extra = &messages[1..];
+        let fixed_bound =
+            extra.iter().map(message_token_bound).sum::<usize>() + self.fixed_token_bound();
+        let fixed = if fixed_bound + history_token_bound(unsummarized) <= budget {
+            // Everything fits by the upper bounds: nothing is counted.
+            fixed_bound
+        } else {
+            extra.iter().map(message_tokens).sum::<usize>() + self.fixed_tokens()
+        };
+        let available = budget.saturating_sub(fixed);
         messages.extend(
             select_history(unsummarized, available)
                 .into_iter()

@@ -1,8 +1,12 @@
 //! The context window: token counting and history selection.
 //!
 //! Token counts use tiktoken's `cl100k_base` (an estimate for non-OpenAI
-//! models, hence the safety margin). Each message is counted once, when it
-//! enters the session; preparing a context only adds cached numbers.
+//! models, hence the safety margin). A cl100k token is at least one byte,
+//! so a text's length in bytes bounds its token count from above: while
+//! the bounds fit the budget, nothing is counted and the tokenizer's tables
+//! (~27 MiB, ~50 ms to load) are never loaded — most conversations stay
+//! far below a model's window. A message is counted at most once; its
+//! count is cached.
 //!
 //! History is cut into units that are sent whole or not at all: an
 //! assistant message that calls tools together with all its results, or a
@@ -43,6 +47,16 @@ pub fn count_tokens(text: &str) -> usize {
     }
 }
 
+/// At least `message_tokens(message)`, without the tokenizer: every
+/// token is at least one byte.
+pub fn message_token_bound(message: &Message) -> usize {
+    let mut bound = MESSAGE_OVERHEAD_TOKENS + message.content.as_ref().map_or(0, String::len);
+    for call in &message.tool_calls {
+        bound += call.name.len() + call.arguments.len() + MESSAGE_OVERHEAD_TOKENS;
+    }
+    bound
+}
+
 /// Tokens of one message, tool calls included.
 pub fn message_tokens(message: &Message) -> usize {
     let mut tokens = MESSAGE_OVERHEAD_TOKENS;
@@ -56,6 +70,14 @@ pub fn message_tokens(message: &Message) -> usize {
     tokens
 }
 
+/// At least `declarations_tokens(decls)`: their JSON's length.
+pub fn declarations_token_bound(decls: &[FunctionDecl]) -> usize {
+    decls
+        .iter()
+        .map(|decl| serde_json::to_string(decl).map_or(0, |json| json.len()))
+        .sum()
+}
+
 /// Tokens of the tool declarations sent with every request.
 pub fn declarations_tokens(decls: &[FunctionDecl]) -> usize {
     decls
@@ -64,23 +86,41 @@ pub fn declarations_tokens(decls: &[FunctionDecl]) -> usize {
         .sum()
 }
 
-/// A message of the session with its sequence number and cached size.
+/// A message of the session with its sequence number and size.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
     pub message: Message,
     pub sequence: i64,
-    pub tokens: usize,
+    /// `message_token_bound`.
+    token_bound: usize,
+    /// Counted on first need.
+    tokens: OnceLock<usize>,
 }
 
 impl StoredMessage {
     pub fn new(message: Message, sequence: i64) -> Self {
-        let tokens = message_tokens(&message);
         Self {
+            token_bound: message_token_bound(&message),
             message,
             sequence,
-            tokens,
+            tokens: OnceLock::new(),
         }
     }
+
+    /// At least `tokens()`, known without the tokenizer.
+    pub fn token_bound(&self) -> usize {
+        self.token_bound
+    }
+
+    /// The message's tokens (counted once).
+    pub fn tokens(&self) -> usize {
+        *self.tokens.get_or_init(|| message_tokens(&self.message))
+    }
+}
+
+/// The sum of `history`'s token bounds.
+pub fn history_token_bound(history: &[StoredMessage]) -> usize {
+    history.iter().map(StoredMessage::token_bound).sum()
 }
 
 /// How many input tokens a request may use: the window, minus the room
@@ -123,10 +163,18 @@ pub fn units(history: &[StoredMessage]) -> Vec<Range<usize>> {
 /// The newest unit is always included (it holds the current prompt).
 pub fn select_history(history: &[StoredMessage], available: usize) -> Vec<&StoredMessage> {
     let units = units(history);
+    // Everything fits even by the upper bounds: nothing to count.
+    let counted = history_token_bound(history) > available;
     let mut used = 0;
     let mut chosen: Vec<&Range<usize>> = Vec::new();
     for unit in units.iter().rev() {
-        let size: usize = history[unit.clone()].iter().map(|m| m.tokens).sum();
+        let size: usize = match counted {
+            true => history[unit.clone()]
+                .iter()
+                .map(StoredMessage::tokens)
+                .sum(),
+            false => 0,
+        };
         if !chosen.is_empty() && used + size > available {
             break;
         }
@@ -173,6 +221,49 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_bound_is_never_below_the_count() {
+        let messages = [
+            Message::user("hello world"),
+            Message::user("ünïcødé — 日本語のテキスト 🎉🎉"),
+            Message::user("   \n\n\t  "),
+            Message::user(""),
+            Message::assistant_tool_calls(Some("calling".into()), vec![call("1"), call("2")]),
+            Message::tool_result("1", "{\"entries\": [\"a.txt\", \"b.txt\"]}"),
+        ];
+        for message in &messages {
+            assert!(
+                message_token_bound(message) >= message_tokens(message),
+                "{message:?}"
+            );
+        }
+        let decls = [FunctionDecl {
+            name: "file_read".into(),
+            description: "Reads a file".into(),
+            parameters: types::schema::JsonSchema::object(
+                [("path".to_owned(), types::schema::JsonSchema::string())].into(),
+                vec!["path".to_owned()],
+            ),
+        }];
+        assert!(declarations_token_bound(&decls) >= declarations_tokens(&decls));
+    }
+
+    #[test]
+    fn history_within_the_bound_is_selected_without_counting() {
+        let history = stored(vec![
+            Message::user("read a and b"),
+            Message::assistant_tool_calls(None, vec![call("1")]),
+            Message::tool_result("1", "a"),
+            Message::assistant("done"),
+        ]);
+        let bound = history_token_bound(&history);
+        assert_eq!(select_history(&history, bound).len(), 4);
+        assert!(history.iter().all(|m| m.tokens.get().is_none()));
+        // Tighter than the bound: the units are counted, once.
+        assert_eq!(select_history(&history, bound - 1).len(), 4);
+        assert!(history.iter().all(|m| m.tokens.get().is_some()));
+    }
+
+    #[test]
     fn units_keep_calls_with_their_results_and_drop_orphans() {
         let history = stored(vec![
             Message::tool_result("lost", "orphan from an older cut"),
@@ -195,7 +286,7 @@ mod tests {
             Message::tool_result("2", "b"),
             Message::user("thanks"),
         ]);
-        let sizes: Vec<usize> = history.iter().map(|m| m.tokens).collect();
+        let sizes: Vec<usize> = history.iter().map(StoredMessage::tokens).collect();
         let tail: usize = sizes[1..].iter().sum();
         // Everything but the big old message fits.
         assert_eq!(roles(&select_history(&history, tail)), [2, 3, 4, 5, 6]);

@@ -19,7 +19,7 @@ use types::{
 };
 
 use crate::agent::AgentRuntime;
-use crate::context::{StoredMessage, count_tokens, input_budget, units};
+use crate::context::{StoredMessage, count_tokens, history_token_bound, input_budget, units};
 use crate::session::SessionState;
 
 /// The instruction for a condensation request.
@@ -175,12 +175,15 @@ impl AgentRuntime {
             return None;
         }
         let budget = input_budget(&self.parts.model, &self.parts.limits).max(1) as f64;
-        let fixed = self.fixed_tokens()
-            + state
-                .summary
-                .as_ref()
-                .map_or(0, |s| count_tokens(&s.summary_text));
-        let total: usize = fixed + history.iter().map(|m| m.tokens).sum::<usize>();
+        let summary = state.summary.as_ref().map(|s| s.summary_text.as_str());
+        // Below the trigger even by the upper bounds: nothing is counted.
+        let bound =
+            self.fixed_token_bound() + summary.map_or(0, str::len) + history_token_bound(history);
+        if (bound as f64) / budget <= config.trigger_ratio {
+            return None;
+        }
+        let fixed = self.fixed_tokens() + summary.map_or(0, count_tokens);
+        let total: usize = fixed + history.iter().map(StoredMessage::tokens).sum::<usize>();
         if (total as f64) / budget <= config.trigger_ratio {
             return None;
         }
@@ -191,7 +194,7 @@ impl AgentRuntime {
         for unit in units.iter().take(units.len().saturating_sub(1)) {
             remaining -= history[unit.clone()]
                 .iter()
-                .map(|m| m.tokens as f64)
+                .map(|m| m.tokens() as f64)
                 .sum::<f64>();
             cut = Some(unit.end);
             if remaining <= target {
