@@ -36,6 +36,8 @@ use types::UserId;
 use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame};
 
 const SEQUENTIAL_TURNS: usize = 300;
+/// The guest's RSS is also read after this many sequential turns.
+const RSS_SAMPLE_TURNS: usize = 100;
 const LOAD_LEVELS: [usize; 3] = [100, 500, 1_000];
 const TURNS_PER_CLIENT: usize = 3;
 const SMOKE_TURNS: usize = 3;
@@ -236,6 +238,9 @@ struct GuestRun {
     first_turn: Turn,
     idle_rss_kib: u64,
     /// After the sequential turns.
+    /// After `RSS_SAMPLE_TURNS` of the sequential turns (when there are
+    /// that many).
+    rss_after_sample_kib: Option<u64>,
     rss_after_turns_kib: u64,
     sequential: Sequential,
     load: Vec<Level>,
@@ -270,6 +275,7 @@ async fn measure(
     let idle_rss_kib = resident_kib(pid);
     let started = Instant::now();
     let mut sequential = Vec::with_capacity(turns);
+    let mut rss_after_sample_kib = None;
     for t in 0..turns {
         let took = one_turn(
             &client,
@@ -280,6 +286,9 @@ async fn measure(
         .await
         .expect("a sequential turn completes");
         sequential.push(took.round_trip);
+        if t + 1 == RSS_SAMPLE_TURNS {
+            rss_after_sample_kib = Some(resident_kib(pid));
+        }
     }
     let wall = started.elapsed();
     let rss_after_turns_kib = resident_kib(pid);
@@ -293,6 +302,7 @@ async fn measure(
         memory,
         first_turn,
         idle_rss_kib,
+        rss_after_sample_kib,
         rss_after_turns_kib,
         sequential: Sequential {
             turns,
@@ -354,11 +364,14 @@ async fn main() {
     for run in &file_runs {
         println!(
             "  {}: first turn {:.1} ms, its file call (loads the compiled WASM guest) {:.1} ms; \
-             RSS after it {:.1} MiB, after {} more turns {:.1} MiB",
+             RSS after it {:.1} MiB, after {RSS_SAMPLE_TURNS} more turns {:.1} MiB, \
+             after {} {:.1} MiB",
             memory_label(run.memory),
             ms(run.first_turn.round_trip),
             run.first_turn.file_call.map_or(f64::NAN, ms),
             run.idle_rss_kib as f64 / 1024.0,
+            run.rss_after_sample_kib
+                .map_or(f64::NAN, |kib| kib as f64 / 1024.0),
             run.sequential.turns,
             run.rss_after_turns_kib as f64 / 1024.0
         );
@@ -419,6 +432,7 @@ async fn main() {
             "first_turn_ms": ms(run.first_turn.round_trip),
             "first_file_call_ms": run.first_turn.file_call.map(ms),
             "idle_rss_mib": run.idle_rss_kib as f64 / 1024.0,
+            "rss_after_100_turns_mib": run.rss_after_sample_kib.map(|kib| kib as f64 / 1024.0),
             "rss_after_turns_mib": run.rss_after_turns_kib as f64 / 1024.0,
             "load": json_levels,
         }));
