@@ -188,42 +188,34 @@ impl Pool {
                 Durability::ProcessCrash => "NORMAL",
                 Durability::PowerLoss => "FULL",
             };
-            conn.execute(&format!("PRAGMA synchronous = {synchronous}"), ())
-                .await
-                .map_err(query_error("setting the durability"))?;
+            set_pragma(
+                &conn,
+                &format!("synchronous = {synchronous}"),
+                "setting the durability",
+            )
+            .await?;
             // A checkpoint cannot restart the WAL while readers hold older
             // snapshots (the indexer and searches read all the time), and
             // SQLite never shrinks the file by itself: it stayed at its
             // peak, several times the database. Trimmed after each
             // checkpoint that resets it.
-            let mut rows = conn
-                .query(
-                    &format!("PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}"),
-                    (),
-                )
-                .await
-                .map_err(query_error("limiting the WAL file"))?;
-            while rows
-                .next()
-                .await
-                .map_err(query_error("limiting the WAL file"))?
-                .is_some()
-            {}
+            set_pragma(
+                &conn,
+                &format!("journal_size_limit = {WAL_LIMIT_BYTES}"),
+                "limiting the WAL file",
+            )
+            .await?;
             // Pages are read from the mapped file instead of being copied
             // in by a `pread` each: a query walks many pages (vectors, FTS5
             // doclists), and at 100k chunks that copying was a third of a
             // hybrid query. Address space only; the kernel's
             // page cache holds the pages either way.
-            let mut rows = conn
-                .query(&format!("PRAGMA mmap_size = {MMAP_BYTES}"), ())
-                .await
-                .map_err(query_error("mapping the database file"))?;
-            while rows
-                .next()
-                .await
-                .map_err(query_error("mapping the database file"))?
-                .is_some()
-            {}
+            set_pragma(
+                &conn,
+                &format!("mmap_size = {MMAP_BYTES}"),
+                "mapping the database file",
+            )
+            .await?;
         }
         // The first statement a server sees: a refused token fails here.
         conn.execute("PRAGMA foreign_keys = ON", ())
@@ -444,6 +436,23 @@ impl WriteTx<'_> {
             *self.slot = None;
         }
     }
+}
+
+/// Runs `PRAGMA {assignment}`, reading whatever rows it answers (some
+/// pragmas answer their new value, and a statement left unread keeps
+/// its snapshot open).
+async fn set_pragma(
+    conn: &Connection,
+    assignment: &str,
+    doing: &'static str,
+) -> Result<(), MemoryError> {
+    let failed = query_error(doing);
+    let mut rows = conn
+        .query(&format!("PRAGMA {assignment}"), ())
+        .await
+        .map_err(&failed)?;
+    while rows.next().await.map_err(&failed)?.is_some() {}
+    Ok(())
 }
 
 /// SQLite's primary result code for a lock held by another connection.
