@@ -196,6 +196,7 @@ async fn attach(running: &RunningGateway, user: &str) -> anyhow::Result<Ws> {
             session_id: None,
             token: endpoint.token.clone(),
             resume_from: None,
+            new_session: false,
         },
     )
     .await?;

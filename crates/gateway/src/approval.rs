@@ -121,6 +121,7 @@ impl GatewayApprovalGate {
             request_id: request_id.map(str::to_owned),
             arguments_sha256: Some(digest.iter().map(|b| format!("{b:02x}")).collect()),
             arguments_bytes: u64::try_from(request.arguments.len()).ok(),
+            sender: None,
         };
         if let Err(error) = audit.log.append_audit(&record).await {
             tracing::error!(%error, tool = %request.tool, "could not append to the audit log");

@@ -209,7 +209,11 @@ impl Connection {
                 session_id,
                 token,
                 resume_from,
-            } => self.hello(user_id, session_id, token, resume_from).await,
+                new_session,
+            } => {
+                self.hello(user_id, session_id, token, resume_from, new_session)
+                    .await
+            }
             other => match self.attached.take() {
                 Some(attached) => {
                     let result = self.command(&attached, other).await;
@@ -256,6 +260,7 @@ impl Connection {
         requested: Option<SessionId>,
         token: SecretString,
         resume_from: Option<u64>,
+        new_session: bool,
     ) -> Served {
         if !tokens_match(&self.shared.token, &token) {
             let what = if token.is_empty() {
@@ -282,6 +287,7 @@ impl Connection {
                 )),
                 Err(error) => Err((GatewayErrorCode::Internal, error.to_string())),
             },
+            None if new_session => create_session(&self.shared, &user).await,
             None => match self.shared.directory.latest(&user).await {
                 Ok(Some(latest)) => Ok(latest.session_id),
                 Ok(None) => create_session(&self.shared, &user).await,
@@ -295,7 +301,6 @@ impl Connection {
     }
 }
 
-/// Records a new session of `user` in the directory.
 /// Records a new session of `user` in the directory.
 async fn create_session(
     shared: &Shared,

@@ -5,6 +5,9 @@
 //! `oxydra-fake-llm` binary to run Oxydra offline against a scripted
 //! conversation.
 //!
+//! `fake_telegram::FakeTelegram` is a fake Telegram Bot API (long
+//! polling, sends and edits checked as Telegram checks them, faults).
+//!
 //! It also holds `openai_agent_config` (a configuration pointing at a fake
 //! LLM), `process_envelope` (a process-tier bootstrap envelope) and `RecordingMemory`, an in-memory implementation of the
 //! `Memory` and `MemoryRetrieval` traits that records every operation.
@@ -16,6 +19,7 @@
 pub mod bench;
 mod config;
 pub mod fake_llm;
+pub mod fake_telegram;
 pub mod memory;
 
 pub use config::{openai_agent_config, process_envelope};
@@ -23,4 +27,5 @@ pub use fake_llm::{
     Chunking, FakeLlm, Fault, RecordedRequest, ReplyBody, Script, ScriptedReply, ScriptedToolCall,
     WhenExhausted, WireFormat,
 };
+pub use fake_telegram::{FakeTelegram, SentMessage, TelegramCall};
 pub use memory::{MemoryOp, RecordingMemory};

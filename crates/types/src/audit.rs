@@ -19,6 +19,21 @@ pub enum AuditKind {
     /// A privileged tool call was approved or refused (by a person, the
     /// operator's fixed policy, a timeout or a cancel).
     ApprovalDecided,
+    /// A chat channel refused someone not on its allowlists (runner side;
+    /// `sender` says who and where).
+    SenderRefused,
+}
+
+/// Who reached a chat channel, and where (for `SenderRefused`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSender {
+    /// The channel's id (`telegram`).
+    pub channel: String,
+    /// The platform's id of the person.
+    pub sender_id: String,
+    /// The platform's id of the chat.
+    pub chat_id: String,
 }
 
 /// How a decision went.
@@ -62,6 +77,8 @@ pub struct AuditRecord {
     pub arguments_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<ChannelSender>,
 }
 
 /// Where audit records go. Appending must not fail silently: callers log
@@ -90,6 +107,7 @@ mod tests {
             request_id: Some("approval-1".into()),
             arguments_sha256: Some("ab".repeat(32)),
             arguments_bytes: Some(42),
+            sender: None,
         };
         round_trip(&record);
         let json = serde_json::to_value(&record).unwrap();

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod channel;
+mod channels_config;
 pub mod config;
 pub mod error;
 pub mod ids;
@@ -22,7 +23,7 @@ pub mod schema;
 pub mod secret;
 pub mod tool;
 
-pub use audit::{AuditDecision, AuditKind, AuditLog, AuditRecord};
+pub use audit::{AuditDecision, AuditKind, AuditLog, AuditRecord, ChannelSender};
 pub use catalog::{ModelCatalog, ModelDescriptor, ProviderCaps, ProviderType};
 pub use channel::{Channel, ChannelInboundEvent, ChannelListenStream, ChannelOutboundEvent};
 pub use config::AgentConfig;

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::channels_config::{
+    ChannelsConfig, TELEGRAM_API_BASE_URL, TelegramAllowlists, TelegramConfig,
+};
 use crate::error::RunnerConfigError;
 use crate::ids::UserId;
 
@@ -179,6 +182,9 @@ pub struct RunnerUserConfig {
     pub credentials: BTreeMap<String, CredentialRef>,
     #[serde(default)]
     pub overrides: UserOverrides,
+    /// Chat platforms the runner connects to this user's agent.
+    #[serde(default)]
+    pub channels: ChannelsConfig,
 }
 
 fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, RunnerConfigError> {
@@ -251,8 +257,18 @@ impl RunnerGlobalConfig {
 }
 
 impl RunnerUserConfig {
+    /// Reads the file and checks its `[channels]` tables.
     pub fn load(path: &Path) -> Result<Self, RunnerConfigError> {
-        load_toml(path)
+        let config: Self = load_toml(path)?;
+        if let Some(telegram) = &config.channels.telegram {
+            telegram
+                .validate()
+                .map_err(|message| RunnerConfigError::Parse {
+                    path: path.to_owned(),
+                    message,
+                })?;
+        }
+        Ok(config)
     }
 }
 

@@ -62,6 +62,8 @@ pub(super) async fn handshake(
         session_id: shared.session(),
         token: endpoint.token,
         resume_from: (last_seq != CONNECTION_SEQ).then_some(last_seq),
+        // Only until the gateway has named the session.
+        new_session: config.new_session && shared.session().is_none(),
     };
     write_frame(&mut socket, &hello)
         .await

@@ -38,6 +38,9 @@ pub struct GatewayClientConfig {
     /// a new one). After the first `HelloAck` the client always reattaches
     /// to the session the gateway reported.
     pub session_id: Option<SessionId>,
+    /// Without `session_id`, start a new session rather than attach to the
+    /// user's latest (a chat channel's new chat).
+    pub new_session: bool,
     pub reconnect: ReconnectPolicy,
     /// Limit for opening the socket and receiving `HelloAck`.
     pub handshake_timeout: Duration,
@@ -53,6 +56,7 @@ impl GatewayClientConfig {
             endpoint,
             user_id,
             session_id: None,
+            new_session: false,
             reconnect: ReconnectPolicy::default(),
             handshake_timeout: Duration::from_secs(10),
             event_buffer: 256,

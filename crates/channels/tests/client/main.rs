@@ -85,6 +85,7 @@ fn hello_parts(frame: GatewayClientFrame) -> (String, Option<String>, String, Op
             session_id,
             token,
             resume_from,
+            new_session: false,
         } => (
             user_id.to_string(),
             session_id.map(|id| id.to_string()),

@@ -19,6 +19,7 @@ fn hello_with(token: &str) -> GatewayClientFrame {
         session_id: None,
         token: SecretString::new(token),
         resume_from: None,
+        new_session: false,
     }
 }
 
@@ -312,9 +313,25 @@ async fn new_session_starts_fresh_and_old_sessions_stay_listed() {
             session_id: Some(first.clone()),
             token: harness.endpoint.token.clone(),
             resume_from: None,
+            new_session: false,
         })
         .await;
     assert_eq!(again, first);
+
+    // A hello asking for a new session gets one instead of the latest (a
+    // chat channel's first message from a new chat).
+    let (_, fresh) = harness
+        .attach_with(GatewayClientFrame::Hello {
+            user_id: UserId::parse("alice").unwrap(),
+            session_id: None,
+            token: harness.endpoint.token.clone(),
+            resume_from: None,
+            new_session: true,
+        })
+        .await;
+    assert!(fresh != first && fresh != second, "{fresh}");
+    let (_, latest) = harness.attach("alice").await;
+    assert_eq!(latest, fresh);
 }
 
 #[tokio::test]
@@ -329,6 +346,7 @@ async fn unknown_or_foreign_sessions_are_refused_but_the_connection_stays() {
                 session_id: Some(session.clone()),
                 token: harness.endpoint.token.clone(),
                 resume_from: None,
+                new_session: false,
             })
             .await;
         let message = client.recv().await;

@@ -14,6 +14,7 @@ fn resume(harness: &Harness, session: &types::SessionId, from: u64) -> GatewayCl
         session_id: Some(session.clone()),
         token: harness.endpoint.token.clone(),
         resume_from: Some(from),
+        new_session: false,
     }
 }
 

@@ -148,6 +148,7 @@ impl Harness {
             session_id: None,
             token: self.endpoint.token.clone(),
             resume_from: None,
+            new_session: false,
         }
     }
 

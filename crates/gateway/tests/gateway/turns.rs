@@ -300,6 +300,7 @@ async fn every_client_attached_to_a_session_sees_the_same_frames() {
             session_id: Some(session),
             token: harness.endpoint.token.clone(),
             resume_from: None,
+            new_session: false,
         })
         .await;
     first.turn("shared").await;

@@ -18,6 +18,7 @@ fn record(at_ms: i64, kind: AuditKind, decision: Option<AuditDecision>) -> Audit
         request_id: Some("approval-1".into()),
         arguments_sha256: Some("0".repeat(64)),
         arguments_bytes: Some(17),
+        sender: None,
     }
 }
 

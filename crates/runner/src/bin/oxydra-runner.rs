@@ -23,6 +23,7 @@ use runner::host::start::{PROCESS_TIER_WARNING, ensure_not_running, prepare};
 use runner::host::starter::{DEFAULT_CONFIG, STARTER_DIR, missing_key_message, write_starter};
 use runner::host::{HostError, RUNNER_BIN, STOP_GRACE, foreground, logs, supervisor};
 use types::ModelCatalog;
+use types::channel::ChannelHealthStatus;
 use types::config::{CliOverrides, Environment};
 use types::protocol::control::{ControlRequest, ControlResponse, GuestState, SupervisorStatus};
 use types::runner::{ResourceLimits, RunnerGlobalConfig, SandboxTier};
@@ -356,6 +357,14 @@ fn render_status(status: &SupervisorStatus) -> String {
     }
     for reason in &status.degraded_reasons {
         text.push_str(&format!("degraded:   {reason}\n"));
+    }
+    for (id, health) in &status.channels {
+        let health = match health {
+            ChannelHealthStatus::Healthy => "healthy".to_owned(),
+            ChannelHealthStatus::Degraded { reason } => format!("degraded: {reason}"),
+            ChannelHealthStatus::Unhealthy { reason } => format!("unhealthy: {reason}"),
+        };
+        text.push_str(&format!("channel:    {id}: {health}\n"));
     }
     text.push_str(&format!("log:        {}\n", status.log_file.display()));
     text

@@ -125,6 +125,12 @@ pub fn render(entry: &AuditEntry) -> String {
             .unwrap_or_default();
         line.push_str(&format!("  → {decision}"));
     }
+    if let Some(sender) = &record.sender {
+        line.push_str(&format!(
+            "  {} sender {} in chat {}",
+            sender.channel, sender.sender_id, sender.chat_id
+        ));
+    }
     if let Some(session) = &record.session_id {
         line.push_str(&format!("  session {session}"));
     }
@@ -158,6 +164,7 @@ mod tests {
             request_id: None,
             arguments_sha256: Some("ab".repeat(32)),
             arguments_bytes: Some(20),
+            sender: None,
         }
     }
 

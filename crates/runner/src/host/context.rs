@@ -273,6 +273,18 @@ impl RunnerContext {
         Ok(credentials)
     }
 
+    /// One secret the runner itself uses (a channel's token), resolved
+    /// like the user's credentials; `name` is its configuration key.
+    pub fn resolve_credential(
+        &self,
+        name: &str,
+        reference: &CredentialRef,
+        env: &Environment,
+    ) -> Result<SecretString, HostError> {
+        let base = self.user_config_path.parent().unwrap_or(Path::new("."));
+        self.resolve_one(name, reference, base, env)
+    }
+
     fn resolve_one(
         &self,
         name: &str,

@@ -7,6 +7,7 @@
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use super::channels::RunnerChannels;
 use super::context::RunnerContext;
 use super::guest::Guest;
 use super::launch::{OutputSink, describe_exit, exit_code_of};
@@ -50,7 +51,17 @@ pub async fn run(context: &RunnerContext, prepared: &Prepared) -> Result<u8, Hos
     for reason in guest.degraded_reasons(prepared) {
         println!("oxydra-runner: degraded: {reason}");
     }
-    tokio::select! {
+    let channels = match RunnerChannels::start(&prepared.channels, &context.paths.audit_file) {
+        Ok(channels) => channels,
+        Err(error) => {
+            guest.stop(STOP_GRACE).await?;
+            return Err(error);
+        }
+    };
+    for id in channels.health().snapshot().keys() {
+        println!("oxydra-runner: channel '{id}' started");
+    }
+    let code = tokio::select! {
         status = guest.wait() => {
             let status = status?;
             eprintln!("oxydra-runner: the guest ended by itself with {}", describe_exit(status));
@@ -58,7 +69,9 @@ pub async fn run(context: &RunnerContext, prepared: &Prepared) -> Result<u8, Hos
         }
         _ = terminate.recv() => stop_guest(&mut guest, "SIGTERM").await,
         _ = interrupt.recv() => stop_guest(&mut guest, "SIGINT").await,
-    }
+    };
+    channels.shutdown().await;
+    code
 }
 
 async fn stop_guest(guest: &mut Guest, why: &str) -> Result<u8, HostError> {

@@ -11,6 +11,7 @@
 //! it must never call into `crate::guest`.
 
 pub mod audit;
+pub mod channels;
 pub mod container;
 pub mod context;
 pub mod control;

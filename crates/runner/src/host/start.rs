@@ -14,6 +14,7 @@ use types::protocol::control::{ControlRequest, ControlResponse};
 use types::runner::SandboxTier;
 
 use super::HostError;
+use super::channels::{self, ChannelPlan};
 use super::container::spec::{GUEST_ROOTLESS_ID, PairSpec};
 use super::context::{RunnerContext, TierChoice};
 use super::control::{SocketProbe, probe};
@@ -37,6 +38,8 @@ pub struct Prepared {
     pub backend: Backend,
     /// The guest's memory embedder (`None` with memory disabled).
     pub embedding: Option<EffectiveEmbedding>,
+    /// The chat channels the runner runs beside the guest.
+    pub channels: ChannelPlan,
 }
 
 /// What launches the guest.
@@ -61,6 +64,7 @@ pub fn prepare(
     // `auto` becomes the installed model or lexical here, on the host: the
     // guest is told exactly which embedder to build and where its files
     // are, and never looks for models itself.
+    let channels = channels::plan(context, env)?;
     let embedding = context.effective_embedding(&config);
     if let Some(effective) = &embedding {
         config.memory.embedding = effective.config();
@@ -85,6 +89,7 @@ pub fn prepare(
         envelope: context.envelope(tier.tier, config, credentials),
         backend,
         embedding,
+        channels,
     })
 }
 

@@ -5,6 +5,7 @@
 //! (RPC, SIGTERM or SIGINT) it stops the guest and removes the socket and
 //! the endpoint file.
 
+use std::collections::BTreeMap;
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,6 +20,7 @@ use types::protocol::control::{
     ControlRequest, ControlResponse, GuestState, HealthReport, SupervisorStatus,
 };
 
+use super::channels::{ChannelHealth, RunnerChannels};
 use super::context::RunnerContext;
 use super::control::serve_connection;
 use super::guest::Guest;
@@ -87,6 +89,7 @@ struct Shared {
     template: SupervisorStatus,
     started: Instant,
     phase: Phase,
+    channels: ChannelHealth,
 }
 
 impl Shared {
@@ -108,6 +111,7 @@ impl Shared {
         SupervisorStatus {
             supervisor_uptime_secs: now.duration_since(self.started).as_secs(),
             guest,
+            channels: self.channels.snapshot(),
             ..self.template.clone()
         }
     }
@@ -156,6 +160,9 @@ async fn supervise_with(
             .await
             .map_err(|e| HostError::io("cannot open the log file", log_file, e))?,
     };
+    // The channels reach whichever guest is running through its endpoint
+    // file, so they run for the supervisor's whole life.
+    let channels = RunnerChannels::start(&prepared.channels, &context.paths.audit_file)?;
     let shared: SharedState = Arc::new(Mutex::new(Shared {
         template: SupervisorStatus {
             user_id: context.user.clone(),
@@ -167,9 +174,11 @@ async fn supervise_with(
             last_exit: None,
             log_file: log_file.clone(),
             degraded_reasons: Vec::new(),
+            channels: BTreeMap::new(),
         },
         started: Instant::now(),
         phase: Phase::Stopping,
+        channels: channels.health(),
     }));
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -193,6 +202,7 @@ async fn supervise_with(
     if let Err(error) = &result {
         log.line(&format!("supervisor failed: {error}")).await;
     }
+    channels.shutdown().await;
     shutdown.cancel();
     // The accept loop waits for its connections (bounded), so a Shutdown
     // request gets its answer before the process exits.

@@ -49,6 +49,7 @@ fn hello(endpoint: &GatewayEndpoint, session: Option<SessionId>) -> GatewayClien
         session_id: session,
         token: endpoint.token.clone(),
         resume_from: None,
+        new_session: false,
     }
 }
 

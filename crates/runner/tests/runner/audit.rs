@@ -27,6 +27,7 @@ fn record(
         request_id: Some("approval-1".into()),
         arguments_sha256: Some("ab".repeat(32)),
         arguments_bytes: Some(23),
+        sender: None,
     }
 }
 

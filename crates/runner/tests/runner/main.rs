@@ -15,6 +15,7 @@ mod container;
 mod daemon;
 mod foreground;
 mod models;
+mod telegram;
 mod tui;
 
 pub use chat::{connect, echo_llm, health, turn};

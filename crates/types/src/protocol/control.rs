@@ -7,10 +7,12 @@
 //! connection stays open; only a framing error ends it. The status never
 //! carries the gateway token.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::ChannelHealthStatus;
 use crate::ids::UserId;
 use crate::protocol::bootstrap::StartupDegradedReason;
 use crate::runner::SandboxTier;
@@ -104,6 +106,9 @@ pub struct SupervisorStatus {
     /// sidecar did not start), as handed to it in its startup status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded_reasons: Vec<StartupDegradedReason>,
+    /// Each chat channel's health (`telegram` → healthy, or why not).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, ChannelHealthStatus>,
 }
 
 #[cfg(test)]
@@ -128,6 +133,12 @@ mod tests {
             last_exit: Some("killed by SIGKILL".into()),
             log_file: "/w/.runner/logs/alice.log".into(),
             degraded_reasons: vec![StartupDegradedReason::SidecarUnavailable],
+            channels: BTreeMap::from([(
+                "telegram".to_owned(),
+                ChannelHealthStatus::Unhealthy {
+                    reason: "Telegram refused the bot token".to_owned(),
+                },
+            )]),
         }
     }
 
@@ -165,7 +176,10 @@ mod tests {
                 "restarts": 1,
                 "last_exit": "killed by SIGKILL",
                 "log_file": "/w/.runner/logs/alice.log",
-                "degraded_reasons": [{"reason": "sidecar_unavailable"}]
+                "degraded_reasons": [{"reason": "sidecar_unavailable"}],
+                "channels": {
+                    "telegram": {"status": "unhealthy", "reason": "Telegram refused the bot token"}
+                }
             })
         );
         round_trip(&ControlResponse::Status(status()));

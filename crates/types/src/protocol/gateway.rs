@@ -16,7 +16,8 @@ use crate::tool::SafetyTier;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GatewayClientFrame {
     /// The first frame of every connection. `session_id` attaches to an
-    /// existing session (else the user's latest or a new one);
+    /// existing session (else the user's latest, or a new one when there
+    /// is none or `new_session` asks for it);
     /// `resume_from` is the last sequence number the client saw.
     Hello {
         user_id: UserId,
@@ -26,6 +27,10 @@ pub enum GatewayClientFrame {
         token: SecretString,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_from: Option<u64>,
+        /// Without `session_id`: start a new session instead of attaching
+        /// to the latest (a chat channel's first contact from a new chat).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        new_session: bool,
     },
     /// A user message; queued in the session's lane.
     SendTurn {
@@ -251,6 +256,7 @@ mod tests {
                 session_id: Some("s-1".into()),
                 token: "secret-token".into(),
                 resume_from: Some(41),
+                new_session: false,
             },
             GatewayClientFrame::SendTurn {
                 content: "list /shared".into(),
