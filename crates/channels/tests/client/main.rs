@@ -4,6 +4,8 @@
 mod bridge;
 mod registry;
 mod server;
+#[cfg(feature = "telegram")]
+mod telegram;
 
 use std::time::Duration;
 

@@ -1,0 +1,200 @@
+//! The Telegram adapter between the fake Bot API (test-support) and a
+//! scripted gateway: approval requests become messages with buttons; a
+//! stranger's tap is refused and audited and reaches no gateway; the
+//! allowed person's deny and approve travel as `ApprovalResponse`s and
+//! the message says who decided; an unanswered request is marked timed out
+//! when its turn ends.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use channels::EndpointSource;
+use channels::telegram::{ChannelAudit, TelegramAdapter, TelegramSettings};
+use test_support::{FakeTelegram, SentMessage};
+use types::channel::ChannelHealthStatus;
+use types::ids::UserId;
+use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame, TurnUsage};
+use types::tool::SafetyTier;
+use types::{AuditKind, AuditRecord};
+
+use crate::server::{Conn, ScriptedServer, ack, msg};
+
+const TOKEN: &str = "42:approvals";
+const ALICE: i64 = 1001;
+const STRANGER: i64 = 2002;
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Default)]
+struct RecordedAudit(Mutex<Vec<AuditRecord>>);
+
+impl ChannelAudit for RecordedAudit {
+    fn record(&self, record: &AuditRecord) -> Result<(), String> {
+        self.0.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+}
+
+fn approval(
+    seq: u64,
+    request_id: &str,
+    command: &str,
+) -> types::protocol::gateway::GatewayServerMessage {
+    msg(
+        seq,
+        GatewayServerFrame::ApprovalRequest {
+            request_id: request_id.into(),
+            tool: "shell_exec".into(),
+            arguments_summary: command.into(),
+            arguments: format!("{{\"command\":\"{command}\"}}"),
+            safety_tier: SafetyTier::Privileged,
+        },
+    )
+}
+
+/// The message asking about `command`, once it is shown with its buttons.
+async fn approval_message(telegram: &FakeTelegram, command: &str) -> SentMessage {
+    let chat = telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| {
+            m.iter()
+                .any(|m| m.text.contains(command) && m.reply_markup.is_some())
+        })
+        .await;
+    chat.into_iter().find(|m| m.text.contains(command)).unwrap()
+}
+
+async fn next_answer(conn: &mut Conn) -> (String, bool) {
+    match conn.recv().await {
+        Some(GatewayClientFrame::ApprovalResponse {
+            request_id,
+            approved,
+        }) => (request_id, approved),
+        other => panic!("expected an approval response, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_out() {
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let gateway = ScriptedServer::start().await;
+    let audit = Arc::new(RecordedAudit::default());
+    let state = tempfile::tempdir().unwrap();
+    let adapter = TelegramAdapter::start(
+        TelegramSettings {
+            user_id: UserId::parse("alice").unwrap(),
+            bot_token: TOKEN.into(),
+            allowed_sender_ids: BTreeSet::from([ALICE]),
+            allowed_chat_ids: BTreeSet::new(),
+            api_base_url: telegram.base_url(),
+            reject_message: None,
+            state_file: state.path().join("telegram.json"),
+            endpoint: EndpointSource::Fixed(gateway.endpoint()),
+            edit_interval: Duration::from_millis(200),
+        },
+        audit.clone(),
+    )
+    .unwrap();
+
+    // The chat's first message opens a new session for it.
+    telegram.push_text(ALICE, ALICE, "tidy up /shared");
+    let mut conn = gateway.accept().await;
+    match conn.recv().await {
+        Some(GatewayClientFrame::Hello {
+            session_id: None,
+            new_session: true,
+            ..
+        }) => {}
+        other => panic!("expected a hello asking for a new session, got {other:?}"),
+    }
+    conn.send(&ack("s-tg")).await;
+    match conn.recv().await {
+        Some(GatewayClientFrame::SendTurn { content, .. }) => {
+            assert_eq!(content, "tidy up /shared")
+        }
+        other => panic!("expected the turn, got {other:?}"),
+    }
+    assert_eq!(adapter.health_probe().get(), ChannelHealthStatus::Healthy);
+    conn.send(&msg(
+        1,
+        GatewayServerFrame::TurnStarted {
+            turn_id: "t-1".into(),
+            client_turn_id: None,
+        },
+    ))
+    .await;
+
+    // The whole call is shown, with buttons.
+    conn.send(&approval(2, "approval-1", "rm -rf /shared/old"))
+        .await;
+    let first = approval_message(&telegram, "rm -rf /shared/old").await;
+    assert!(first.text.contains("shell_exec"), "{}", first.text);
+    let buttons = first.reply_markup.as_ref().unwrap().to_string();
+    assert!(
+        buttons.contains("y:approval-1") && buttons.contains("n:approval-1"),
+        "{buttons}"
+    );
+
+    // A stranger's tap is refused and audited; the gateway hears nothing
+    // until alice denies.
+    telegram.push_callback(STRANGER, ALICE, first.message_id, "y:approval-1");
+    telegram.push_callback(ALICE, ALICE, first.message_id, "n:approval-1");
+    assert_eq!(next_answer(&mut conn).await, ("approval-1".into(), false));
+    let refused: Vec<AuditRecord> = audit.0.lock().unwrap().clone();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].kind, AuditKind::SenderRefused);
+    assert_eq!(refused[0].subject, "approval tap");
+    assert_eq!(refused[0].sender.as_ref().unwrap().sender_id, "2002");
+    let answers = telegram.calls_to("answerCallbackQuery");
+    assert!(
+        answers
+            .iter()
+            .any(|call| call.params["text"] == "You are not allowed to answer this request."),
+        "{answers:?}"
+    );
+    telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| {
+            m.iter().any(|m| {
+                m.message_id == first.message_id
+                    && m.text == "❌ Denied by @user1001."
+                    && m.reply_markup.is_none()
+            })
+        })
+        .await;
+
+    // Approve.
+    conn.send(&approval(3, "approval-2", "ls -la /shared"))
+        .await;
+    let second = approval_message(&telegram, "ls -la /shared").await;
+    telegram.push_callback(ALICE, ALICE, second.message_id, "y:approval-2");
+    assert_eq!(next_answer(&mut conn).await, ("approval-2".into(), true));
+    telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| {
+            m.iter()
+                .any(|m| m.message_id == second.message_id && m.text == "✅ Approved by @user1001.")
+        })
+        .await;
+
+    // Nobody answers the third before the turn ends.
+    conn.send(&approval(4, "approval-3", "du -sh /shared"))
+        .await;
+    let third = approval_message(&telegram, "du -sh /shared").await;
+    conn.send(&msg(
+        5,
+        GatewayServerFrame::TurnCompleted {
+            turn_id: "t-1".into(),
+            final_message: "Done: nothing deleted.".into(),
+            usage: TurnUsage::default(),
+        },
+    ))
+    .await;
+    let chat = telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| {
+            m.iter().any(|m| {
+                m.message_id == third.message_id && m.text == "⌛ No answer in time: denied."
+            }) && m.iter().any(|m| m.text == "Done: nothing deleted.")
+        })
+        .await;
+    // The first two keep their decisions.
+    assert!(chat.iter().any(|m| m.text == "✅ Approved by @user1001."));
+    adapter.shutdown().await;
+}
