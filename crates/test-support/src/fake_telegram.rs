@@ -65,6 +65,8 @@ struct Inner {
     /// confirmed and forgotten).
     confirmed: i64,
     messages: BTreeMap<i64, SentMessage>,
+    /// Files people "sent": file id → contents.
+    files: HashMap<String, Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -108,6 +110,7 @@ impl FakeTelegram {
         });
         let app = Router::new()
             .route("/{bot}/{method}", axum::routing::post(handle))
+            .route("/file/{bot}/{*path}", axum::routing::get(download))
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -172,6 +175,35 @@ impl FakeTelegram {
                 "data": data,
             }
         }))
+    }
+
+    /// A document from user `from` in chat `chat`, with `caption`; its
+    /// contents are served by `getFile` and the file download path.
+    pub fn push_document(
+        &self,
+        from: i64,
+        chat: i64,
+        file_name: &str,
+        contents: &[u8],
+        caption: Option<&str>,
+    ) -> i64 {
+        let message_id = self.next_message_id();
+        let file_id = format!("doc-{message_id}");
+        self.shared
+            .lock()
+            .files
+            .insert(file_id.clone(), contents.to_vec());
+        let mut message = json!({
+            "message_id": message_id,
+            "from": {"id": from, "is_bot": false, "first_name": format!("user{from}"), "username": format!("user{from}")},
+            "chat": {"id": chat, "type": if from == chat { "private" } else { "group" }},
+            "date": 1_765_000_000,
+            "document": {"file_id": file_id, "file_name": file_name, "file_size": contents.len()},
+        });
+        if let Some(caption) = caption {
+            message["caption"] = json!(caption);
+        }
+        self.push_update(json!({ "message": message }))
     }
 
     fn next_message_id(&self) -> i64 {
@@ -301,7 +333,36 @@ async fn handle(
         "sendMessage" => send_message(&shared, &params),
         "editMessageText" => edit_message_text(&shared, &params),
         "sendChatAction" | "answerCallbackQuery" => ok(json!(true)),
+        "getFile" => get_file(&shared, &params),
         _ => envelope_error(404, "Not Found: method not found", None),
+    }
+}
+
+fn get_file(shared: &Shared, params: &Value) -> Response {
+    let file_id = params["file_id"].as_str().unwrap_or_default();
+    match shared.lock().files.get(file_id) {
+        Some(contents) => ok(json!({
+            "file_id": file_id,
+            "file_size": contents.len(),
+            "file_path": format!("documents/{file_id}"),
+        })),
+        None => bad_request("invalid file_id"),
+    }
+}
+
+async fn download(
+    State(shared): State<Arc<Shared>>,
+    Path((bot, path)): Path<(String, String)>,
+) -> Response {
+    if bot.strip_prefix("bot") != Some(shared.token.as_str()) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let contents = path
+        .strip_prefix("documents/")
+        .and_then(|file_id| shared.lock().files.get(file_id).cloned());
+    match contents {
+        Some(contents) => contents.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

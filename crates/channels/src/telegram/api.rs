@@ -112,6 +112,17 @@ pub struct PhotoSize {
     pub file_size: Option<u64>,
 }
 
+/// `getFile`'s answer: where the file can be downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    pub file_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<u64>,
+    /// Absent when Telegram cannot serve the file (over 20 MB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_path: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub message_id: i64,
@@ -387,6 +398,58 @@ impl BotApi {
         if let Err(error) = self.call::<_, bool>("sendChatAction", &request).await {
             tracing::debug!(%error, "telegram typing indicator not shown");
         }
+    }
+
+    pub async fn get_file(&self, file_id: &str) -> Result<File, ApiError> {
+        self.call_retrying("getFile", &serde_json::json!({ "file_id": file_id }))
+            .await
+    }
+
+    /// Downloads `file_path` (from `getFile`) into `dest`, refusing more
+    /// than `max_bytes`; returns the size. A partial file is left for the
+    /// caller to remove.
+    pub async fn download(
+        &self,
+        file_path: &str,
+        max_bytes: u64,
+        dest: &std::path::Path,
+    ) -> Result<u64, ApiError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let url = format!(
+            "{}/file/bot{}/{file_path}",
+            self.base_url,
+            self.token.expose()
+        );
+        let transient = |e: reqwest::Error| ApiError::Transient(e.without_url().to_string());
+        let response = self.http.get(url).send().await.map_err(transient)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(match status.as_u16() {
+                401 | 404 => ApiError::Refused {
+                    method: "file download".into(),
+                    description: format!("HTTP {status}"),
+                },
+                _ => ApiError::Transient(format!("file download: HTTP {status}")),
+            });
+        }
+        let io = |e: std::io::Error| ApiError::Transient(format!("{}: {e}", dest.display()));
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut written: u64 = 0;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(transient)?;
+            written += chunk.len() as u64;
+            if written > max_bytes {
+                return Err(ApiError::Refused {
+                    method: "file download".into(),
+                    description: format!("the file is larger than {max_bytes} bytes"),
+                });
+            }
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.sync_all().await.map_err(io)?;
+        Ok(written)
     }
 
     pub async fn answer_callback(&self, callback_query_id: &str, text: Option<String>) {

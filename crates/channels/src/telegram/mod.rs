@@ -18,6 +18,7 @@
 
 mod api;
 mod chat;
+mod inbox;
 mod markdown;
 mod state;
 
@@ -52,6 +53,9 @@ pub const DEFAULT_API_BASE_URL: &str = "https://api.telegram.org";
 /// How often the reply being streamed is edited at most (Telegram allows
 /// about one message per second per chat).
 pub const DEFAULT_EDIT_INTERVAL: Duration = Duration::from_secs(1);
+/// The largest file accepted from a chat by default (the Bot API serves
+/// files up to 20 MB).
+pub const DEFAULT_MAX_INBOUND_BYTES: u64 = 20 * 1024 * 1024;
 /// A chat that was refused hears `reject_message` at most this often.
 const REJECT_EVERY: Duration = Duration::from_secs(600);
 /// How long to wait before checking a refused token again.
@@ -87,6 +91,11 @@ pub struct TelegramSettings {
     /// How the user's gateway is found (the endpoint file).
     pub endpoint: EndpointSource,
     pub edit_interval: Duration,
+    /// The host directory the agent sees as `/shared` (files people send
+    /// are saved in its `inbox/`).
+    pub shared_dir: PathBuf,
+    /// The largest file accepted from a chat.
+    pub max_inbound_bytes: u64,
 }
 
 /// Reads an adapter's health from anywhere (a status report).
@@ -391,19 +400,40 @@ impl Poller {
             }
             Some(Command::Cancel) => InboundPayload::Cancel,
             Some(Command::Status) => InboundPayload::HealthCheck,
-            None if text.trim().is_empty() => {
-                let what = if message.document.is_some() || message.photo.is_some() {
-                    "Files cannot be received yet; send text."
-                } else {
-                    "Only text messages are understood."
+            None => {
+                let attachments = match inbox::incoming(&message) {
+                    Some(file) => match inbox::receive(
+                        &self.api,
+                        &self.settings.shared_dir,
+                        &file,
+                        self.settings.max_inbound_bytes,
+                    )
+                    .await
+                    {
+                        Ok(path) => vec![path],
+                        Err(problem) => {
+                            self.say(chat, format!("⚠️ {problem} Nothing was sent to the agent."))
+                                .await;
+                            return;
+                        }
+                    },
+                    None => Vec::new(),
                 };
-                self.say(chat, what.to_owned()).await;
-                return;
+                if text.trim().is_empty() && attachments.is_empty() {
+                    self.say(
+                        chat,
+                        "Only text, documents and photos are understood.".into(),
+                    )
+                    .await;
+                    return;
+                }
+                let text = if text.trim().is_empty() {
+                    "I sent you a file.".to_owned()
+                } else {
+                    text
+                };
+                InboundPayload::Message { text, attachments }
             }
-            None => InboundPayload::Message {
-                text,
-                attachments: Vec::new(),
-            },
         };
         let event = ChannelInboundEvent {
             channel_id: CHANNEL_ID.to_owned(),

@@ -73,8 +73,15 @@ async fn next_answer(conn: &mut Conn) -> (String, bool) {
     }
 }
 
-#[tokio::test]
-async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_out() {
+/// The fake Bot API, a scripted gateway and an adapter between them that
+/// accepts files up to 1 KiB into `<state>/shared/inbox`.
+async fn start() -> (
+    FakeTelegram,
+    ScriptedServer,
+    Arc<RecordedAudit>,
+    tempfile::TempDir,
+    TelegramAdapter,
+) {
     let telegram = FakeTelegram::start(TOKEN).await;
     let gateway = ScriptedServer::start().await;
     let audit = Arc::new(RecordedAudit::default());
@@ -90,13 +97,18 @@ async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_
             state_file: state.path().join("telegram.json"),
             endpoint: EndpointSource::Fixed(gateway.endpoint()),
             edit_interval: Duration::from_millis(200),
+            shared_dir: state.path().join("shared"),
+            max_inbound_bytes: 1024,
         },
         audit.clone(),
     )
     .unwrap();
 
-    // The chat's first message opens a new session for it.
-    telegram.push_text(ALICE, ALICE, "tidy up /shared");
+    (telegram, gateway, audit, state, adapter)
+}
+
+/// Accepts the adapter's connection for a new chat and answers its hello.
+async fn accept_new_chat(gateway: &ScriptedServer) -> Conn {
     let mut conn = gateway.accept().await;
     match conn.recv().await {
         Some(GatewayClientFrame::Hello {
@@ -107,6 +119,16 @@ async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_
         other => panic!("expected a hello asking for a new session, got {other:?}"),
     }
     conn.send(&ack("s-tg")).await;
+    conn
+}
+
+#[tokio::test]
+async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_out() {
+    let (telegram, gateway, audit, state, adapter) = start().await;
+
+    // The chat's first message opens a new session for it.
+    telegram.push_text(ALICE, ALICE, "tidy up /shared");
+    let mut conn = accept_new_chat(&gateway).await;
     match conn.recv().await {
         Some(GatewayClientFrame::SendTurn { content, .. }) => {
             assert_eq!(content, "tidy up /shared")
@@ -196,5 +218,57 @@ async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_
         .await;
     // The first two keep their decisions.
     assert!(chat.iter().any(|m| m.text == "✅ Approved by @user1001."));
+    drop(state);
+    adapter.shutdown().await;
+}
+
+#[tokio::test]
+async fn files_people_send_land_in_the_inbox_under_safe_names_within_the_cap() {
+    let (telegram, gateway, _audit, state, adapter) = start().await;
+    let inbox = state.path().join("shared/inbox");
+
+    // Too large: the sender is told, nothing reaches the agent or the disk.
+    telegram.push_document(ALICE, ALICE, "big.bin", &[0; 2000], Some("keep this"));
+    telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| {
+            m.iter().any(|m| m.text.contains("big.bin is too large"))
+        })
+        .await;
+
+    // A hostile name is made safe; the turn names the saved file.
+    telegram.push_document(ALICE, ALICE, "../../.evil name.sh", b"echo hi", None);
+    let mut conn = accept_new_chat(&gateway).await;
+    match conn.recv().await {
+        Some(GatewayClientFrame::SendTurn { content, .. }) => assert_eq!(
+            content,
+            "I sent you a file.\n\nAttached files:\n- /shared/inbox/evil_name.sh"
+        ),
+        other => panic!("expected the turn, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(inbox.join("evil_name.sh")).unwrap(),
+        b"echo hi"
+    );
+    // The same name again never overwrites the first.
+    telegram.push_document(ALICE, ALICE, "evil name.sh", b"second", Some("again"));
+    match conn.recv().await {
+        Some(GatewayClientFrame::SendTurn { content, .. }) => {
+            assert!(
+                content.ends_with("- /shared/inbox/2-evil_name.sh"),
+                "{content}"
+            );
+        }
+        other => panic!("expected the turn, got {other:?}"),
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["2-evil_name.sh", "evil_name.sh"],
+        "no partial or oversized file is left"
+    );
     adapter.shutdown().await;
 }

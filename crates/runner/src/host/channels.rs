@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use channels::EndpointSource;
 use channels::telegram::{
-    CHANNEL_ID as TELEGRAM, ChannelAudit, DEFAULT_EDIT_INTERVAL, HealthProbe, TelegramAdapter,
-    TelegramSettings,
+    CHANNEL_ID as TELEGRAM, ChannelAudit, DEFAULT_EDIT_INTERVAL, DEFAULT_MAX_INBOUND_BYTES,
+    HealthProbe, TelegramAdapter, TelegramSettings,
 };
 use types::AuditRecord;
 use types::channel::ChannelHealthStatus;
@@ -54,8 +54,23 @@ pub fn plan(context: &RunnerContext, env: &Environment) -> Result<ChannelPlan, H
             state_file: state_file(&context.paths.runner_dir, context.user.as_str(), TELEGRAM),
             endpoint: EndpointSource::File(context.paths.endpoint_file.clone()),
             edit_interval: DEFAULT_EDIT_INTERVAL,
+            shared_dir: shared_dir(context),
+            max_inbound_bytes: DEFAULT_MAX_INBOUND_BYTES,
         }),
     })
+}
+
+/// The host directory the guest sees as `/shared`: `[mounts] shared`
+/// (relative to the user's file) or the workspace's own.
+fn shared_dir(context: &RunnerContext) -> PathBuf {
+    match &context.user_config.mounts.shared {
+        Some(path) => context
+            .user_config_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(path),
+        None => context.paths.user_workspace.join("shared"),
+    }
 }
 
 /// `<workspace_root>/.runner/channels/<user>/<channel>.json`: outside

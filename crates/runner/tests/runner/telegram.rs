@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use test_support::{Chunking, FakeTelegram, ScriptedReply, SentMessage};
+use test_support::{Chunking, FakeTelegram, ScriptedReply, ScriptedToolCall, SentMessage};
 
 use crate::{Fixture, Runner, echo_llm};
 
@@ -264,6 +264,35 @@ async fn a_telegram_chat_talks_to_the_agent_and_strangers_are_refused() {
     let (limited, retried) = (&sends[sent_before], &sends[sent_before + 1]);
     assert_eq!(limited.params["text"], retried.params["text"]);
     assert!(retried.at - limited.at >= Duration::from_secs(1));
+
+    // A document lands in the workspace's inbox, and the agent's own
+    // file tool reads it there.
+    llm.push_all([
+        ScriptedReply::tool_calls(vec![ScriptedToolCall::new(
+            "file_read",
+            r#"{"path": "/shared/inbox/notes.txt"}"#,
+        )]),
+        ScriptedReply::text("I read your notes."),
+    ]);
+    telegram.push_document(
+        ALICE,
+        ALICE,
+        "notes.txt",
+        b"remember the milk",
+        Some("read this"),
+    );
+    telegram
+        .wait_for_chat(ALICE, CHAT_PATIENCE, |m| {
+            final_reply(m, "I read your notes.")
+        })
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(fixture.workspace().join("shared/inbox/notes.txt")).unwrap(),
+        "remember the milk"
+    );
+    let bodies = request_texts(&llm);
+    assert!(bodies[bodies.len() - 2].contains("/shared/inbox/notes.txt"));
+    assert!(bodies[bodies.len() - 1].contains("remember the milk"));
 
     // A restarted runner continues the chat's session and handles no
     // update twice.
