@@ -207,6 +207,11 @@ pub(crate) struct TurnApprover {
     pub timeout: Duration,
 }
 
+/// The interactive turn the calling task belongs to, if any.
+pub(crate) fn current_turn() -> Option<TurnApprover> {
+    TURN_APPROVER.try_with(TurnApprover::clone).ok()
+}
+
 impl TurnApprover {
     /// Runs `turn` with this approver visible to the gate.
     pub async fn scope<F: Future>(self, turn: F) -> F::Output {

@@ -29,6 +29,7 @@ mod connection;
 mod directory;
 mod endpoint;
 mod error;
+mod files;
 mod limits;
 mod outbox;
 mod server;
@@ -39,6 +40,7 @@ pub use approval::GatewayApprovalGate;
 pub use directory::{InMemorySessionDirectory, SessionDirectory, SessionRecord};
 pub use endpoint::{EndpointFile, generate_token, write_endpoint_file};
 pub use error::GatewayError;
+pub use files::GatewayFileCourier;
 pub use limits::GatewayLimits;
 pub use server::{
     BackgroundTurn, Gateway, GatewayHandle, GatewayParts, HealthReport, LOCALHOST_ANY_PORT,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -47,6 +47,15 @@ pub struct SentMessage {
     pub edits: u32,
 }
 
+/// A document the bot uploaded (`sendDocument`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentDocument {
+    pub chat_id: i64,
+    pub file_name: String,
+    pub contents: Vec<u8>,
+    pub caption: Option<String>,
+}
+
 #[derive(Debug)]
 struct Fault {
     status: u16,
@@ -65,6 +74,8 @@ struct Inner {
     /// confirmed and forgotten).
     confirmed: i64,
     messages: BTreeMap<i64, SentMessage>,
+    /// Documents the bot uploaded, in order.
+    documents: Vec<SentDocument>,
     /// Files people "sent": file id → contents.
     files: HashMap<String, Vec<u8>>,
 }
@@ -248,6 +259,11 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// The documents the bot uploaded, oldest first.
+    pub fn documents(&self) -> Vec<SentDocument> {
+        self.shared.lock().documents.clone()
+    }
+
     /// The highest offset the bot confirmed.
     pub fn confirmed_offset(&self) -> i64 {
         self.shared.lock().confirmed
@@ -304,15 +320,58 @@ fn bad_request(description: &str) -> Response {
     envelope_error(400, &format!("Bad Request: {description}"), None)
 }
 
+/// A request's parameters: its JSON body, or the text fields of a
+/// multipart form with its file part.
+async fn parameters(request: Request) -> Result<(Value, Option<(String, Vec<u8>)>), String> {
+    let multipart = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("multipart/form-data"));
+    if !multipart {
+        let bytes = axum::body::to_bytes(request.into_body(), 64 * 1024 * 1024)
+            .await
+            .map_err(|e| e.to_string())?;
+        if bytes.is_empty() {
+            return Ok((json!({}), None));
+        }
+        return serde_json::from_slice(&bytes)
+            .map(|value| (value, None))
+            .map_err(|e| format!("the body is not JSON: {e}"));
+    }
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut params = serde_json::Map::new();
+    let mut file = None;
+    while let Some(field) = form.next_field().await.map_err(|e| e.to_string())? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match field.file_name().map(str::to_owned) {
+            Some(file_name) => {
+                let bytes = field.bytes().await.map_err(|e| e.to_string())?;
+                file = Some((file_name, bytes.to_vec()));
+            }
+            None => {
+                let text = field.text().await.map_err(|e| e.to_string())?;
+                params.insert(name, json!(text));
+            }
+        }
+    }
+    Ok((Value::Object(params), file))
+}
+
 async fn handle(
     State(shared): State<Arc<Shared>>,
     Path((bot, method)): Path<(String, String)>,
-    body: Option<Json<Value>>,
+    request: Request,
 ) -> Response {
     if bot.strip_prefix("bot") != Some(shared.token.as_str()) {
         return envelope_error(401, "Unauthorized", None);
     }
-    let params = body.map(|Json(value)| value).unwrap_or_else(|| json!({}));
+    let (params, file) = match parameters(request).await {
+        Ok(parsed) => parsed,
+        Err(problem) => return bad_request(&problem),
+    };
     let fault = {
         let mut inner = shared.lock();
         inner.calls.push(TelegramCall {
@@ -334,8 +393,37 @@ async fn handle(
         "editMessageText" => edit_message_text(&shared, &params),
         "sendChatAction" | "answerCallbackQuery" => ok(json!(true)),
         "getFile" => get_file(&shared, &params),
+        "sendDocument" => send_document(&shared, &params, file),
         _ => envelope_error(404, "Not Found: method not found", None),
     }
+}
+
+fn send_document(shared: &Shared, params: &Value, file: Option<(String, Vec<u8>)>) -> Response {
+    let Some((file_name, contents)) = file else {
+        return bad_request("there is no document in the request");
+    };
+    // Form fields are text: `chat_id` arrives as a string.
+    let Some(chat_id) = params["chat_id"]
+        .as_str()
+        .and_then(|id| id.parse::<i64>().ok())
+    else {
+        return bad_request("chat_id is empty");
+    };
+    let mut inner = shared.lock();
+    inner.documents.push(SentDocument {
+        chat_id,
+        file_name: file_name.clone(),
+        contents,
+        caption: params["caption"].as_str().map(str::to_owned),
+    });
+    let message_id = inner.next_message_id;
+    inner.next_message_id += 1;
+    ok(json!({
+        "message_id": message_id,
+        "chat": {"id": chat_id, "type": "private"},
+        "date": 1_765_000_000,
+        "document": {"file_id": format!("sent-{message_id}"), "file_name": file_name},
+    }))
 }
 
 fn get_file(shared: &Shared, params: &Value) -> Response {

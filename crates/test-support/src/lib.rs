@@ -27,5 +27,5 @@ pub use fake_llm::{
     Chunking, FakeLlm, Fault, RecordedRequest, ReplyBody, Script, ScriptedReply, ScriptedToolCall,
     WhenExhausted, WireFormat,
 };
-pub use fake_telegram::{FakeTelegram, SentMessage, TelegramCall};
+pub use fake_telegram::{FakeTelegram, SentDocument, SentMessage, TelegramCall};
 pub use memory::{MemoryOp, RecordingMemory};

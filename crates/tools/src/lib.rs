@@ -8,6 +8,7 @@
 pub mod file;
 pub mod memory;
 pub mod registry;
+pub mod send_file;
 pub mod settings;
 pub mod shell;
 pub mod vault;

@@ -606,6 +606,18 @@ impl TuiUiState {
                 )));
             }
             GatewayServerFrame::Sessions { sessions } => self.list_sessions(&sessions),
+            GatewayServerFrame::FileSent {
+                path,
+                size_bytes,
+                caption,
+                ..
+            } => {
+                self.end_streaming();
+                let caption = caption.map(|c| format!(": {c}")).unwrap_or_default();
+                self.transcript.push(Entry::Notice(format!(
+                    "the agent sent you a file: {path} ({size_bytes} bytes){caption}"
+                )));
+            }
         }
     }
 

@@ -237,6 +237,36 @@ pub struct GetUpdates {
     pub allowed_updates: &'static [&'static str],
 }
 
+/// Runs `attempt` until it succeeds, waiting out rate limits (up to
+/// `MAX_RETRY_AFTER`) and retrying transient failures with backoff.
+async fn retrying<R, F, Fut>(method: &str, mut attempt: F) -> Result<R, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<R, ApiError>>,
+{
+    let mut backoff = SEND_BACKOFF.iter();
+    loop {
+        let error = match attempt().await {
+            Ok(result) => return Ok(result),
+            Err(error) => error,
+        };
+        let delay = match &error {
+            ApiError::RateLimited { retry_after } if *retry_after <= MAX_RETRY_AFTER => {
+                *retry_after
+            }
+            ApiError::Transient(_) => match backoff.next() {
+                Some(delay) => *delay,
+                None => return Err(error),
+            },
+            ApiError::RateLimited { .. } | ApiError::Unauthorized(_) | ApiError::Refused { .. } => {
+                return Err(error);
+            }
+        };
+        tracing::debug!(method, %error, ?delay, "telegram call retried");
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// A client of one bot.
 #[derive(Debug, Clone)]
 pub struct BotApi {
@@ -270,17 +300,27 @@ impl BotApi {
         })
     }
 
-    /// Calls `method` once.
+    /// Calls `method` once with JSON parameters.
     pub async fn call<P: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: &str,
         params: &P,
     ) -> Result<R, ApiError> {
-        let url = format!("{}/bot{}/{method}", self.base_url, self.token.expose());
-        let response = self
-            .http
-            .post(url)
-            .json(params)
+        self.send(method, self.http.post(self.method_url(method)).json(params))
+            .await
+    }
+
+    fn method_url(&self, method: &str) -> String {
+        format!("{}/bot{}/{method}", self.base_url, self.token.expose())
+    }
+
+    /// Sends a request to `method` and reads its envelope.
+    async fn send<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<R, ApiError> {
+        let response = request
             .send()
             .await
             .map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
@@ -333,27 +373,38 @@ impl BotApi {
         method: &str,
         params: &P,
     ) -> Result<R, ApiError> {
-        let mut backoff = SEND_BACKOFF.iter();
-        loop {
-            let error = match self.call(method, params).await {
-                Ok(result) => return Ok(result),
-                Err(error) => error,
-            };
-            let delay = match &error {
-                ApiError::RateLimited { retry_after } if *retry_after <= MAX_RETRY_AFTER => {
-                    *retry_after
-                }
-                ApiError::Transient(_) => match backoff.next() {
-                    Some(delay) => *delay,
-                    None => return Err(error),
-                },
-                ApiError::RateLimited { .. }
-                | ApiError::Unauthorized(_)
-                | ApiError::Refused { .. } => return Err(error),
-            };
-            tracing::debug!(method, %error, ?delay, "telegram call retried");
-            tokio::time::sleep(delay).await;
-        }
+        retrying(method, || self.call(method, params)).await
+    }
+
+    /// `sendDocument`: uploads `contents` as `file_name` (retried like
+    /// `call_retrying`).
+    pub async fn send_document(
+        &self,
+        chat_id: i64,
+        message_thread_id: Option<i64>,
+        file_name: &str,
+        contents: &[u8],
+        caption: Option<&str>,
+    ) -> Result<Message, ApiError> {
+        retrying("sendDocument", || {
+            let document =
+                reqwest::multipart::Part::bytes(contents.to_vec()).file_name(file_name.to_owned());
+            let mut form = reqwest::multipart::Form::new()
+                .text("chat_id", chat_id.to_string())
+                .part("document", document);
+            if let Some(thread) = message_thread_id {
+                form = form.text("message_thread_id", thread.to_string());
+            }
+            if let Some(caption) = caption {
+                form = form.text("caption", caption.to_owned());
+            }
+            let request = self
+                .http
+                .post(self.method_url("sendDocument"))
+                .multipart(form);
+            self.send("sendDocument", request)
+        })
+        .await
     }
 
     pub async fn get_me(&self) -> Result<User, ApiError> {

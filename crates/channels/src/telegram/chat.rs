@@ -6,6 +6,7 @@
 //! final reply formatted and split, approval requests with buttons.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use super::api::{
     MAX_CALLBACK_DATA, MAX_MESSAGE_UNITS, ParseMode, SendMessage,
 };
 use super::markdown;
+use super::outgoing::read_shared;
 use super::state::{ChatKey, StateFile};
 use crate::bridge::{LinkEvent, LinkedChannel};
 use crate::client::ConnectionState;
@@ -124,6 +126,8 @@ pub(super) struct ChatWorker {
     pub(super) chat: ChatKey,
     pub(super) state: StateFile,
     pub(super) edit_interval: Duration,
+    /// The host directory behind `/shared` (files the agent sends).
+    shared_dir: PathBuf,
     reply: Reply,
     last_flush: Option<Instant>,
     turn_running: bool,
@@ -141,8 +145,10 @@ impl ChatWorker {
         chat: ChatKey,
         state: StateFile,
         edit_interval: Duration,
+        shared_dir: PathBuf,
     ) -> Self {
         Self {
+            shared_dir,
             session: state.session(chat),
             api,
             chat,
@@ -251,6 +257,15 @@ impl ChatWorker {
             } => {
                 self.flush().await;
                 self.ask_approval(request_id, tool, arguments).await;
+            }
+            GatewayServerFrame::FileSent {
+                path,
+                file_name,
+                caption,
+                ..
+            } => {
+                self.flush().await;
+                self.send_file(&path, &file_name, caption.as_deref()).await;
             }
             GatewayServerFrame::TurnCompleted { final_message, .. } => {
                 self.finish(&final_message).await;
@@ -451,6 +466,37 @@ impl ChatWorker {
             Err(error) => {
                 tracing::warn!(chat = %self.chat, %error, "telegram approval request not delivered");
             }
+        }
+    }
+
+    /// Uploads a file the agent sent; a failure is told to the chat.
+    async fn send_file(&self, path: &str, file_name: &str, caption: Option<&str>) {
+        let shared_dir = self.shared_dir.clone();
+        let owned_path = path.to_owned();
+        let read = tokio::task::spawn_blocking(move || read_shared(&shared_dir, &owned_path))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
+        let sent = match read {
+            Ok(contents) => self
+                .api
+                .send_document(
+                    self.chat.chat_id,
+                    self.chat.thread_id,
+                    file_name,
+                    &contents,
+                    caption,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(problem) => Err(problem),
+        };
+        if let Err(problem) = sent {
+            tracing::warn!(chat = %self.chat, path, %problem, "telegram file not sent");
+            self.say(format!(
+                "⚠️ The agent sent {path}, but it could not be delivered: {problem}"
+            ))
+            .await;
         }
     }
 

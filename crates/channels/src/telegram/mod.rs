@@ -20,6 +20,7 @@ mod api;
 mod chat;
 mod inbox;
 mod markdown;
+mod outgoing;
 mod state;
 
 use std::collections::{BTreeSet, HashMap};
@@ -627,6 +628,7 @@ impl Poller {
             chat,
             self.state.clone(),
             self.settings.edit_interval,
+            self.settings.shared_dir.clone(),
         );
         self.chat_tasks.spawn(worker.run(worker_rx));
         if let Some(old) = lost {

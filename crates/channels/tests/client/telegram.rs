@@ -272,3 +272,48 @@ async fn files_people_send_land_in_the_inbox_under_safe_names_within_the_cap() {
     );
     adapter.shutdown().await;
 }
+
+#[tokio::test]
+async fn files_the_agent_sends_are_uploaded_and_links_out_of_shared_are_refused() {
+    let (telegram, gateway, _audit, state, adapter) = start().await;
+    let shared = state.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("report.csv"), "a,b\n1,2\n").unwrap();
+    std::fs::write(state.path().join("host-secret"), "secret").unwrap();
+    std::os::unix::fs::symlink(state.path().join("host-secret"), shared.join("escape")).unwrap();
+
+    telegram.push_text(ALICE, ALICE, "send me the report");
+    let mut conn = accept_new_chat(&gateway).await;
+    assert!(matches!(
+        conn.recv().await,
+        Some(GatewayClientFrame::SendTurn { .. })
+    ));
+    for (seq, path) in [(1, "/shared/report.csv"), (2, "/shared/escape")] {
+        conn.send(&msg(
+            seq,
+            GatewayServerFrame::FileSent {
+                path: path.into(),
+                file_name: path.rsplit('/').next().unwrap().into(),
+                size_bytes: 8,
+                caption: Some("here it is".into()),
+            },
+        ))
+        .await;
+    }
+    telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| {
+            m.iter().any(|m| {
+                m.text
+                    .contains("/shared/escape, but it could not be delivered")
+                    && m.text.contains("outside /shared")
+            })
+        })
+        .await;
+    let documents = telegram.documents();
+    assert_eq!(documents.len(), 1, "{documents:?}");
+    assert_eq!(documents[0].chat_id, ALICE);
+    assert_eq!(documents[0].file_name, "report.csv");
+    assert_eq!(documents[0].contents, b"a,b\n1,2\n");
+    assert_eq!(documents[0].caption.as_deref(), Some("here it is"));
+    adapter.shutdown().await;
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway::{
-    EndpointFile, Gateway, GatewayApprovalGate, GatewayLimits, GatewayParts,
+    EndpointFile, Gateway, GatewayApprovalGate, GatewayFileCourier, GatewayLimits, GatewayParts,
     InMemorySessionDirectory, LOCALHOST_ANY_PORT, RunningGateway, SessionDirectory, generate_token,
     write_endpoint_file,
 };
@@ -23,7 +23,7 @@ use types::{AgentConfig, AgentMemory, ModelCatalog, ModelDescriptor, ProviderId,
 use super::GuestError;
 use super::directory::MemorySessionDirectory;
 use super::knowledge::{self, KnowledgeWatcher};
-use super::tools::build_registry;
+use super::tools::{GatewayLinks, build_registry};
 
 /// What the agent is told about itself and its workspace.
 const SYSTEM_PROMPT: &str = "You are Oxydra, a helpful assistant running in a sandbox on the \
@@ -108,7 +108,10 @@ pub async fn start(envelope: RunnerBootstrapEnvelope) -> Result<RunningGuest, Gu
         config,
         &workspace,
         scrubber.clone(),
-        approval,
+        GatewayLinks {
+            approval,
+            courier: GatewayFileCourier::new(),
+        },
         memory.clone().map(|memory| memory as Arc<dyn AgentMemory>),
         &lookup,
     )?;

@@ -1,5 +1,5 @@
 //! Registers the tools the envelope allows: file and vault tools always
-//! (inside the WASM sandbox), the memory tools when memory is on, web
+//! (inside the WASM sandbox), `send_file` (through the gateway), the memory tools when memory is on, web
 //! tools when enabled, `shell_exec` only
 //! where the runner provided a safe backend. A tool whose backend is
 //! unavailable is never registered, and the operator's disabled tools are
@@ -13,6 +13,7 @@ use sandbox::shell_policy::ShellWorkspace;
 use sandbox::{FileRunner, LazyWasmRunner, WasmRunnerConfig, Workspace};
 use tools::file::register_file_tools;
 use tools::memory::register_memory_tools;
+use tools::send_file::{FileCourier, register_send_file_tool};
 use tools::shell::{ShellBackend, ShellDaemonEndpoint, VsockShellSession, register_shell_tool};
 use tools::vault::{TracingAudit, register_vault_tool};
 use tools::web::register_web_tools;
@@ -26,18 +27,27 @@ use super::GuestError;
 /// Session id of the guest's shell-daemon session.
 const SHELL_SESSION_ID: &str = "oxydra-vm";
 
+/// What tools reach the gateway through (it does not exist yet when the
+/// registry is built; both find the turn through the gateway's task-local).
+pub struct GatewayLinks {
+    /// Asks the conversation's clients before a privileged call.
+    pub approval: Arc<dyn ApprovalGate>,
+    /// Carries `send_file`'s files to the conversation's clients.
+    pub courier: Arc<dyn FileCourier>,
+}
+
 pub fn build_registry(
     envelope: &RunnerBootstrapEnvelope,
     config: &AgentConfig,
     workspace: &Workspace,
     scrubber: Arc<Scrubber>,
-    approval: Arc<dyn ApprovalGate>,
+    gateway: GatewayLinks,
     memory: Option<Arc<dyn AgentMemory>>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ToolRegistry, GuestError> {
     let tool_error = |what: &str, why: String| GuestError::Tools(format!("{what}: {why}"));
-    let mut registry =
-        ToolRegistry::new(scrubber, approval).with_max_output_bytes(config.tools.max_output_bytes);
+    let mut registry = ToolRegistry::new(scrubber, gateway.approval)
+        .with_max_output_bytes(config.tools.max_output_bytes);
     // Set up on the first file call: an idle agent holds no WASM engine.
     let runner: Arc<dyn FileRunner> = Arc::new(LazyWasmRunner::new(
         workspace.clone(),
@@ -47,6 +57,8 @@ pub fn build_registry(
         .map_err(|e| tool_error("file tools", e.to_string()))?;
     register_vault_tool(&mut registry, workspace, runner, Arc::new(TracingAudit))
         .map_err(|e| tool_error("vault_copyto", e.to_string()))?;
+    register_send_file_tool(&mut registry, workspace, gateway.courier)
+        .map_err(|e| tool_error("send_file", e.to_string()))?;
     if let Some(memory) = memory {
         register_memory_tools(&mut registry, memory)
             .map_err(|e| tool_error("memory tools", e.to_string()))?;

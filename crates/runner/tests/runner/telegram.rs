@@ -294,6 +294,25 @@ async fn a_telegram_chat_talks_to_the_agent_and_strangers_are_refused() {
     assert!(bodies[bodies.len() - 2].contains("/shared/inbox/notes.txt"));
     assert!(bodies[bodies.len() - 1].contains("remember the milk"));
 
+    // The agent sends a file back with send_file: the guest's tool, the
+    // gateway's frame, the channel's upload.
+    llm.push_all([
+        ScriptedReply::tool_calls(vec![ScriptedToolCall::new(
+            "send_file",
+            r#"{"path": "/shared/inbox/notes.txt", "caption": "your notes"}"#,
+        )]),
+        ScriptedReply::text("Sent them back."),
+    ]);
+    telegram.push_text(ALICE, ALICE, "send my notes back");
+    telegram
+        .wait_for_chat(ALICE, CHAT_PATIENCE, |m| final_reply(m, "Sent them back."))
+        .await;
+    let documents = telegram.documents();
+    assert_eq!(documents.len(), 1, "{documents:?}");
+    assert_eq!(documents[0].file_name, "notes.txt");
+    assert_eq!(documents[0].contents, b"remember the milk");
+    assert_eq!(documents[0].caption.as_deref(), Some("your notes"));
+
     // A restarted runner continues the chat's session and handles no
     // update twice.
     let chat_sessions = || {

@@ -564,3 +564,20 @@ fn sessions_are_listed() {
         ]
     );
 }
+
+#[test]
+fn a_file_the_agent_sends_is_shown_by_its_path() {
+    let mut state = connected();
+    state.update(frame(GatewayServerFrame::FileSent {
+        path: "/shared/report.pdf".into(),
+        file_name: "report.pdf".into(),
+        size_bytes: 2048,
+        caption: Some("the report".into()),
+    }));
+    assert!(
+        matches!(state.transcript.last(), Some(Entry::Notice(text))
+            if text == "the agent sent you a file: /shared/report.pdf (2048 bytes): the report"),
+        "{:?}",
+        state.transcript.last()
+    );
+}

@@ -199,6 +199,16 @@ pub enum GatewayServerFrame {
         arguments: String,
         safety_tier: SafetyTier,
     },
+    /// The agent sends a file from the user's workspace (`send_file`):
+    /// a chat channel delivers it, a terminal shows where it is.
+    FileSent {
+        /// The file as the agent sees it (`/shared/…`).
+        path: String,
+        file_name: String,
+        size_bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
     TurnCompleted {
         turn_id: TurnId,
         final_message: String,
@@ -237,6 +247,7 @@ impl GatewayServerFrame {
             | Self::ToolCallStarted { .. }
             | Self::ToolCallFinished { .. }
             | Self::ApprovalRequest { .. }
+            | Self::FileSent { .. }
             | Self::HealthStatus { .. }
             | Self::Sessions { .. } => false,
         }
@@ -305,6 +316,12 @@ mod tests {
                 arguments_summary: "{\"command\":\"ls\"}".into(),
                 arguments: "{\"command\":\"ls\"}".into(),
                 safety_tier: SafetyTier::Privileged,
+            },
+            GatewayServerFrame::FileSent {
+                path: "/shared/report.pdf".into(),
+                file_name: "report.pdf".into(),
+                size_bytes: 2048,
+                caption: Some("the report".into()),
             },
             GatewayServerFrame::TurnCompleted {
                 turn_id: "t-1".into(),
