@@ -119,6 +119,14 @@ struct Shown {
     parse_mode: Option<ParseMode>,
 }
 
+/// An approval request shown with its buttons.
+#[derive(Debug, Clone, Copy)]
+struct PendingApproval {
+    message_id: i64,
+    /// When the gateway stops waiting (and denies).
+    expires: Instant,
+}
+
 /// Renders one chat's frames to Telegram.
 #[derive(Debug)]
 pub(super) struct ChatWorker {
@@ -132,8 +140,13 @@ pub(super) struct ChatWorker {
     last_flush: Option<Instant>,
     turn_running: bool,
     next_typing: Instant,
-    /// Approval requests still waiting: request id → its message.
-    approvals: BTreeMap<String, i64>,
+    /// Approval requests still waiting, by request id.
+    approvals: BTreeMap<String, PendingApproval>,
+    /// Requests answered in this turn: request id → its message (the
+    /// gateway may still say the answer came too late).
+    answered: BTreeMap<String, i64>,
+    /// How long the gateway waits for an answer.
+    approval_timeout: Duration,
     announce_session: bool,
     session: Option<SessionId>,
     model: Option<ModelId>,
@@ -146,6 +159,7 @@ impl ChatWorker {
         state: StateFile,
         edit_interval: Duration,
         shared_dir: PathBuf,
+        approval_timeout: Duration,
     ) -> Self {
         Self {
             shared_dir,
@@ -159,6 +173,8 @@ impl ChatWorker {
             turn_running: false,
             next_typing: Instant::now(),
             approvals: BTreeMap::new(),
+            answered: BTreeMap::new(),
+            approval_timeout,
             announce_session: false,
             model: None,
         }
@@ -172,6 +188,7 @@ impl ChatWorker {
                     .map_or_else(Instant::now, |at| at + self.edit_interval)
             });
             let typing_at = self.turn_running.then_some(self.next_typing);
+            let expiry_at = self.approvals.values().map(|pending| pending.expires).min();
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(input) => self.handle(input).await,
@@ -179,6 +196,7 @@ impl ChatWorker {
                 },
                 () = sleep_until(flush_at), if flush_at.is_some() => self.flush().await,
                 () = sleep_until(typing_at), if typing_at.is_some() => self.typing().await,
+                () = sleep_until(expiry_at), if expiry_at.is_some() => self.expire_approvals().await,
             }
         }
     }
@@ -200,14 +218,15 @@ impl ChatWorker {
                 approved,
                 by,
             } => {
-                if let Some(message_id) = self.approvals.remove(&request_id) {
+                if let Some(pending) = self.approvals.remove(&request_id) {
                     let verdict = if approved {
                         "✅ Approved"
                     } else {
                         "❌ Denied"
                     };
-                    self.edit_plain(message_id, format!("{verdict} by {by}."))
+                    self.edit_plain(pending.message_id, format!("{verdict} by {by}."))
                         .await;
+                    self.answered.insert(request_id, pending.message_id);
                 }
             }
             WorkerInput::ExpectNewSession => self.announce_session = true,
@@ -281,6 +300,20 @@ impl ChatWorker {
                     self.flush().await;
                     self.end_turn().await;
                 }
+                if code == GatewayErrorCode::UnknownApproval {
+                    // An answer that arrived after the gateway gave up:
+                    // the message must not claim it counted.
+                    let late: Vec<(String, i64)> = self
+                        .answered
+                        .iter()
+                        .filter(|(id, _)| message.contains(id.as_str()))
+                        .map(|(id, message_id)| (id.clone(), *message_id))
+                        .collect();
+                    for (id, message_id) in late {
+                        self.answered.remove(&id);
+                        self.edit_plain(message_id, self.timed_out_text()).await;
+                    }
+                }
                 let text = match code {
                     GatewayErrorCode::NoActiveTurn => "Nothing is running.".to_owned(),
                     _ => format!("⚠️ {message}"),
@@ -316,11 +349,36 @@ impl ChatWorker {
     async fn end_turn(&mut self) {
         self.turn_running = false;
         self.reply = Reply::default();
-        // The gateway answers every approval before a turn ends; one
+        self.answered.clear();
+        // The gateway settles every approval before a turn ends; one
         // still shown here ran out of time.
-        for (_, message_id) in std::mem::take(&mut self.approvals) {
-            self.edit_plain(message_id, "⌛ No answer in time: denied.".into())
+        for (_, pending) in std::mem::take(&mut self.approvals) {
+            self.edit_plain(pending.message_id, self.timed_out_text())
                 .await;
+        }
+    }
+
+    fn timed_out_text(&self) -> String {
+        format!(
+            "⌛ No answer within {} s: denied.",
+            self.approval_timeout.as_secs()
+        )
+    }
+
+    /// Marks the requests the gateway has stopped waiting for.
+    async fn expire_approvals(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .approvals
+            .iter()
+            .filter(|(_, pending)| pending.expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some(pending) = self.approvals.remove(&id) {
+                self.edit_plain(pending.message_id, self.timed_out_text())
+                    .await;
+            }
         }
     }
 
@@ -461,7 +519,11 @@ impl ChatWorker {
         };
         match self.api.send_message(&request).await {
             Ok(message) => {
-                self.approvals.insert(request_id, message.message_id);
+                let pending = PendingApproval {
+                    message_id: message.message_id,
+                    expires: Instant::now() + self.approval_timeout,
+                };
+                self.approvals.insert(request_id, pending);
             }
             Err(error) => {
                 tracing::warn!(chat = %self.chat, %error, "telegram approval request not delivered");

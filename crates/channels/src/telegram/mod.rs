@@ -97,6 +97,10 @@ pub struct TelegramSettings {
     pub shared_dir: PathBuf,
     /// The largest file accepted from a chat.
     pub max_inbound_bytes: u64,
+    /// How long the gateway waits for an approval
+    /// (`gateway.approval_timeout_secs`), so a request is marked denied
+    /// when it expires.
+    pub approval_timeout: Duration,
 }
 
 /// Reads an adapter's health from anywhere (a status report).
@@ -629,6 +633,7 @@ impl Poller {
             self.state.clone(),
             self.settings.edit_interval,
             self.settings.shared_dir.clone(),
+            self.settings.approval_timeout,
         );
         self.chat_tasks.spawn(worker.run(worker_rx));
         if let Some(old) = lost {

@@ -14,7 +14,9 @@ use channels::telegram::{ChannelAudit, TelegramAdapter, TelegramSettings};
 use test_support::{FakeTelegram, SentMessage};
 use types::channel::ChannelHealthStatus;
 use types::ids::UserId;
-use types::protocol::gateway::{GatewayClientFrame, GatewayServerFrame, TurnUsage};
+use types::protocol::gateway::{
+    GatewayClientFrame, GatewayErrorCode, GatewayServerFrame, TurnUsage,
+};
 use types::tool::SafetyTier;
 use types::{AuditKind, AuditRecord};
 
@@ -99,6 +101,7 @@ async fn start() -> (
             edit_interval: Duration::from_millis(200),
             shared_dir: state.path().join("shared"),
             max_inbound_bytes: 1024,
+            approval_timeout: Duration::from_secs(2),
         },
         audit.clone(),
     )
@@ -196,12 +199,42 @@ async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_
         })
         .await;
 
-    // Nobody answers the third before the turn ends.
+    // Nobody answers the third: when the gateway stops waiting, the
+    // message says it was denied.
     conn.send(&approval(4, "approval-3", "du -sh /shared"))
         .await;
     let third = approval_message(&telegram, "du -sh /shared").await;
+    let timed_out = "⌛ No answer within 2 s: denied.";
+    telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| {
+            m.iter()
+                .any(|m| m.message_id == third.message_id && m.text == timed_out)
+        })
+        .await;
+    // A tap the gateway no longer takes (it gave up a moment earlier)
+    // does not stay shown as a decision.
+    conn.send(&approval(5, "approval-4", "df -h")).await;
+    let fourth = approval_message(&telegram, "df -h").await;
+    telegram.push_callback(ALICE, ALICE, fourth.message_id, "y:approval-4");
+    assert_eq!(next_answer(&mut conn).await, ("approval-4".into(), true));
     conn.send(&msg(
-        5,
+        0,
+        GatewayServerFrame::Error {
+            code: GatewayErrorCode::UnknownApproval,
+            message: "no approval request 'approval-4' is waiting in session 's-tg' (it may have \
+                      timed out or been answered)"
+                .into(),
+        },
+    ))
+    .await;
+    telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| {
+            m.iter()
+                .any(|m| m.message_id == fourth.message_id && m.text == timed_out)
+        })
+        .await;
+    conn.send(&msg(
+        6,
         GatewayServerFrame::TurnCompleted {
             turn_id: "t-1".into(),
             final_message: "Done: nothing deleted.".into(),
@@ -211,9 +244,9 @@ async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_
     .await;
     let chat = telegram
         .wait_for_chat(ALICE, PATIENCE, |m| {
-            m.iter().any(|m| {
-                m.message_id == third.message_id && m.text == "⌛ No answer in time: denied."
-            }) && m.iter().any(|m| m.text == "Done: nothing deleted.")
+            m.iter()
+                .any(|m| m.message_id == third.message_id && m.text == timed_out)
+                && m.iter().any(|m| m.text == "Done: nothing deleted.")
         })
         .await;
     // The first two keep their decisions.

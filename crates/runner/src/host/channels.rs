@@ -10,15 +10,16 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use channels::EndpointSource;
 use channels::telegram::{
     CHANNEL_ID as TELEGRAM, ChannelAudit, DEFAULT_EDIT_INTERVAL, DEFAULT_MAX_INBOUND_BYTES,
     HealthProbe, TelegramAdapter, TelegramSettings,
 };
-use types::AuditRecord;
 use types::channel::ChannelHealthStatus;
 use types::config::Environment;
+use types::{AgentConfig, AuditRecord};
 
 use super::HostError;
 use super::context::RunnerContext;
@@ -31,7 +32,11 @@ pub struct ChannelPlan {
 
 /// Resolves the user's `[channels]` tables (already validated when the
 /// file was read).
-pub fn plan(context: &RunnerContext, env: &Environment) -> Result<ChannelPlan, HostError> {
+pub fn plan(
+    context: &RunnerContext,
+    agent: &AgentConfig,
+    env: &Environment,
+) -> Result<ChannelPlan, HostError> {
     let Some(telegram) = &context.user_config.channels.telegram else {
         return Ok(ChannelPlan::default());
     };
@@ -56,6 +61,7 @@ pub fn plan(context: &RunnerContext, env: &Environment) -> Result<ChannelPlan, H
             edit_interval: DEFAULT_EDIT_INTERVAL,
             shared_dir: shared_dir(context),
             max_inbound_bytes: DEFAULT_MAX_INBOUND_BYTES,
+            approval_timeout: Duration::from_secs(agent.gateway.approval_timeout_secs),
         }),
     })
 }

@@ -64,7 +64,7 @@ pub fn prepare(
     // `auto` becomes the installed model or lexical here, on the host: the
     // guest is told exactly which embedder to build and where its files
     // are, and never looks for models itself.
-    let channels = channels::plan(context, env)?;
+    let channels = channels::plan(context, &config, env)?;
     let embedding = context.effective_embedding(&config);
     if let Some(effective) = &embedding {
         config.memory.embedding = effective.config();
