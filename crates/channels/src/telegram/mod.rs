@@ -45,8 +45,6 @@ use crate::client::{GatewayClient, GatewayClientConfig};
 use crate::endpoint::EndpointSource;
 use crate::error::ChannelsError;
 
-pub use self::markdown::{split as split_markdown, to_html as markdown_to_html};
-
 /// The channel's id in events, audit records and status.
 pub const CHANNEL_ID: &str = "telegram";
 /// The Bot API's address (`api_base_url` when unset).
@@ -249,10 +247,9 @@ impl Poller {
     }
 
     async fn poll_forever(&mut self) {
-        let mut failures: u32 = 0;
         loop {
             let pause = match self.check_token().await {
-                Ok(()) => self.poll_updates(&mut failures).await,
+                Ok(()) => self.poll_updates().await,
                 Err(pause) => pause,
             };
             tokio::time::sleep(pause).await;
@@ -269,13 +266,7 @@ impl Poller {
                 self.set_health(ChannelHealthStatus::Healthy);
                 Ok(())
             }
-            Err(error @ ApiError::Unauthorized(_)) => {
-                tracing::error!(%error, "telegram channel unhealthy");
-                self.set_health(ChannelHealthStatus::Unhealthy {
-                    reason: error.to_string(),
-                });
-                Err(TOKEN_RECHECK)
-            }
+            Err(error @ ApiError::Unauthorized(_)) => Err(self.token_refused(&error)),
             Err(error) => {
                 tracing::warn!(%error, "telegram not reachable");
                 self.set_health(ChannelHealthStatus::Degraded {
@@ -286,30 +277,34 @@ impl Poller {
         }
     }
 
+    /// Marks the channel unhealthy; returns the pause before the token is
+    /// checked again.
+    fn token_refused(&self, error: &ApiError) -> Duration {
+        tracing::error!(%error, "telegram channel unhealthy");
+        self.set_health(ChannelHealthStatus::Unhealthy {
+            reason: error.to_string(),
+        });
+        TOKEN_RECHECK
+    }
+
     /// Polls until the token is refused; returns the pause before the
     /// token is checked again.
-    async fn poll_updates(&mut self, failures: &mut u32) -> Duration {
+    async fn poll_updates(&mut self) -> Duration {
+        let mut failures: u32 = 0;
         loop {
             match self.api.get_updates(self.state.offset()).await {
                 Ok(updates) => {
-                    *failures = 0;
+                    failures = 0;
                     self.set_health(ChannelHealthStatus::Healthy);
                     self.take(updates).await;
                 }
                 Err(ApiError::RateLimited { retry_after }) => {
                     tokio::time::sleep(retry_after).await;
                 }
-                Err(error @ ApiError::Unauthorized(_)) => {
-                    tracing::error!(%error, "telegram channel unhealthy");
-                    self.set_health(ChannelHealthStatus::Unhealthy {
-                        reason: error.to_string(),
-                    });
-                    return TOKEN_RECHECK;
-                }
+                Err(error @ ApiError::Unauthorized(_)) => return self.token_refused(&error),
                 Err(error) => {
-                    *failures += 1;
-                    let pause =
-                        Duration::from_secs(1u64 << (*failures).min(5)).min(MAX_POLL_BACKOFF);
+                    failures += 1;
+                    let pause = Duration::from_secs(1u64 << failures.min(5)).min(MAX_POLL_BACKOFF);
                     tracing::warn!(%error, ?pause, "telegram poll failed");
                     self.set_health(ChannelHealthStatus::Degraded {
                         reason: error.to_string(),
@@ -405,40 +400,10 @@ impl Poller {
             }
             Some(Command::Cancel) => InboundPayload::Cancel,
             Some(Command::Status) => InboundPayload::HealthCheck,
-            None => {
-                let attachments = match inbox::incoming(&message) {
-                    Some(file) => match inbox::receive(
-                        &self.api,
-                        &self.settings.shared_dir,
-                        &file,
-                        self.settings.max_inbound_bytes,
-                    )
-                    .await
-                    {
-                        Ok(path) => vec![path],
-                        Err(problem) => {
-                            self.say(chat, format!("⚠️ {problem} Nothing was sent to the agent."))
-                                .await;
-                            return;
-                        }
-                    },
-                    None => Vec::new(),
-                };
-                if text.trim().is_empty() && attachments.is_empty() {
-                    self.say(
-                        chat,
-                        "Only text, documents and photos are understood.".into(),
-                    )
-                    .await;
-                    return;
-                }
-                let text = if text.trim().is_empty() {
-                    "I sent you a file.".to_owned()
-                } else {
-                    text
-                };
-                InboundPayload::Message { text, attachments }
-            }
+            None => match self.message_payload(chat, &message, text).await {
+                Some(payload) => payload,
+                None => return,
+            },
         };
         let event = ChannelInboundEvent {
             channel_id: CHANNEL_ID.to_owned(),
@@ -452,6 +417,48 @@ impl Poller {
             },
         };
         self.deliver(chat, event).await;
+    }
+
+    /// A message for the agent: its text and the file it carries (saved in
+    /// the inbox first). `None` when there is nothing to send; the chat
+    /// has been told why.
+    async fn message_payload(
+        &self,
+        chat: ChatKey,
+        message: &Message,
+        text: String,
+    ) -> Option<InboundPayload> {
+        let mut attachments = Vec::new();
+        if let Some(file) = inbox::incoming(message) {
+            let saved = inbox::receive(
+                &self.api,
+                &self.settings.shared_dir,
+                &file,
+                self.settings.max_inbound_bytes,
+            )
+            .await;
+            match saved {
+                Ok(path) => attachments.push(path),
+                Err(problem) => {
+                    self.say(chat, format!("⚠️ {problem} Nothing was sent to the agent."))
+                        .await;
+                    return None;
+                }
+            }
+        }
+        let text = match (text.trim().is_empty(), attachments.is_empty()) {
+            (false, _) => text,
+            (true, false) => "I sent you a file.".to_owned(),
+            (true, true) => {
+                self.say(
+                    chat,
+                    "Only text, documents and photos are understood.".into(),
+                )
+                .await;
+                return None;
+            }
+        };
+        Some(InboundPayload::Message { text, attachments })
     }
 
     async fn on_callback(&mut self, query: CallbackQuery) {
@@ -536,6 +543,9 @@ impl Poller {
         {
             return;
         }
+        // Forget chats whose pause is over, so strangers cannot grow it.
+        self.rejected
+            .retain(|_, at| now.duration_since(*at) < REJECT_EVERY);
         self.rejected.insert(chat.id, now);
         self.say(
             ChatKey {
