@@ -130,6 +130,8 @@ async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_
     let (telegram, gateway, audit, state, adapter) = start().await;
 
     // The chat's first message opens a new session for it.
+    // Alice in a group that is not listed: refused like a stranger.
+    telegram.push_text(ALICE, -500, "hi from a group");
     telegram.push_text(ALICE, ALICE, "tidy up /shared");
     let mut conn = accept_new_chat(&gateway).await;
     match conn.recv().await {
@@ -165,10 +167,22 @@ async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_
     telegram.push_callback(ALICE, ALICE, first.message_id, "n:approval-1");
     assert_eq!(next_answer(&mut conn).await, ("approval-1".into(), false));
     let refused: Vec<AuditRecord> = audit.0.lock().unwrap().clone();
-    assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].kind, AuditKind::SenderRefused);
-    assert_eq!(refused[0].subject, "approval tap");
-    assert_eq!(refused[0].sender.as_ref().unwrap().sender_id, "2002");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().all(|r| r.kind == AuditKind::SenderRefused));
+    let group = refused[0].sender.as_ref().unwrap();
+    assert_eq!(
+        (group.sender_id.as_str(), group.chat_id.as_str()),
+        ("1001", "-500")
+    );
+    assert!(
+        refused[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("allowed_chat_ids")
+    );
+    assert_eq!(refused[1].subject, "approval tap");
+    assert_eq!(refused[1].sender.as_ref().unwrap().sender_id, "2002");
     let answers = telegram.calls_to("answerCallbackQuery");
     assert!(
         answers
