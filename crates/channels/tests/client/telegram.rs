@@ -1,9 +1,11 @@
 //! The Telegram adapter between the fake Bot API (test-support) and a
 //! scripted gateway: approval requests become messages with buttons; a
-//! stranger's tap is refused and audited and reaches no gateway; the
-//! allowed person's deny and approve travel as `ApprovalResponse`s and
-//! the message says who decided; an unanswered request is marked timed out
-//! when its turn ends.
+//! stranger's tap (or an unlisted group's message) is refused and audited
+//! and reaches no gateway; the allowed person's deny and approve travel as
+//! `ApprovalResponse`s and the message says who decided; an unanswered
+//! request is marked denied when the gateway stops waiting. Files people
+//! send land in the inbox; files the agent sends are uploaded, links out
+//! of `/shared` refused.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
