@@ -4,19 +4,17 @@
 //! background indexer's business (`indexer`).
 //!
 //! Appends of concurrent callers share a transaction: each caller queues
-//! its event and waits; whoever finds no commit under way takes everything
-//! queued, writes it in one transaction (each event in a savepoint of its
-//! own, so one refused event fails alone) and answers every caller. One
-//! commit (one fsync) then acknowledges many sessions' events. libSQL's
-//! local calls block, and a commit may sync the file: the starter commits
-//! its batch under `block_in_place` (on a multi-threaded runtime), and
-//! whatever queued meanwhile is committed by a task on the blocking pool,
-//! so a caller that gives up waiting does not abandon the transaction of
-//! the others.
+//! its event and waits; whoever finds no commit under way starts one task
+//! that takes everything queued, writes it in one transaction (each event
+//! in a savepoint of its own, so one refused event fails alone) and
+//! answers every caller, then takes whatever queued meanwhile. One commit
+//! (one fsync) then acknowledges many sessions' events. The task runs on
+//! the blocking pool (libSQL's local calls block, and a commit syncs the
+//! file), and a caller that gives up waiting does not abandon the
+//! transaction of the others.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Notify, oneshot};
 use types::MemoryError;
 
@@ -88,90 +86,54 @@ impl GroupCommit {
             !std::mem::replace(&mut queue.committing, true)
         };
         if start {
+            let this = Arc::clone(self);
             let handle = tokio::runtime::Handle::current();
-            if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
-                // The starter commits the batch holding its own event on
-                // its own thread: handing it to the blocking pool and
-                // waking again took ~65 µs here, more than the commit.
-                // `block_in_place` moves this worker's other tasks to
-                // another thread meanwhile, and being synchronous it
-                // cannot be abandoned halfway. What queued meanwhile is
-                // the blocking pool's, so the starter is never held by
-                // other callers' events.
-                if let Some(batch) = self.next_batch() {
-                    tokio::task::block_in_place(|| handle.block_on(self.commit_batch(batch)));
-                }
-                if self.more_queued() {
-                    self.commit_in_background(handle);
-                }
-            } else {
-                self.commit_in_background(handle);
-            }
+            // Not awaited: the task answers through the replies. Should it
+            // never run (the runtime shutting down), the replies are
+            // dropped and each caller reports it.
+            drop(tokio::task::spawn_blocking(move || {
+                handle.block_on(this.commit_until_empty());
+            }));
         }
         answer.await.map_err(|_| {
             MemoryError::Query("storing the event: the commit task ended before answering".into())
         })?
     }
 
-    /// Commits everything queued on the blocking pool. Not awaited: the
-    /// task answers through the replies. Should it never run (the runtime
-    /// shutting down), the replies are dropped and each caller reports it.
-    fn commit_in_background(self: &Arc<Self>, handle: tokio::runtime::Handle) {
-        let this = Arc::clone(self);
-        drop(tokio::task::spawn_blocking(move || {
-            handle.block_on(async {
-                while let Some(batch) = this.next_batch() {
-                    this.commit_batch(batch).await;
+    async fn commit_until_empty(&self) {
+        loop {
+            let batch: Vec<(Append, Reply)> = {
+                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                if queue.waiting.is_empty() {
+                    queue.committing = false;
+                    return;
                 }
-            });
-        }));
-    }
-
-    /// Up to `MAX_GROUP` queued appends; `None`, ending the commit run,
-    /// when nothing is queued.
-    fn next_batch(&self) -> Option<Vec<(Append, Reply)>> {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        if queue.waiting.is_empty() {
-            queue.committing = false;
-            return None;
-        }
-        let take = queue.waiting.len().min(MAX_GROUP);
-        Some(queue.waiting.drain(..take).collect())
-    }
-
-    /// Whether appends queued during a commit (or else the commit run
-    /// ends).
-    fn more_queued(&self) -> bool {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let more = !queue.waiting.is_empty();
-        queue.committing = more;
-        more
-    }
-
-    /// Commits `batch` in one transaction and answers each caller.
-    async fn commit_batch(&self, batch: Vec<(Append, Reply)>) {
-        let (mut appends, replies): (Vec<Append>, Vec<Reply>) = batch.into_iter().unzip();
-        match self.commit(&appends).await {
-            Ok(results) => {
-                let queued: Vec<Admission> = appends
-                    .iter_mut()
-                    .zip(&results)
-                    .filter(|(_, result)| result.is_ok())
-                    .filter_map(|(append, _)| append.admission.take())
-                    .collect();
-                if !queued.is_empty() {
-                    self.backlog.committed(queued);
-                    self.indexer.notify_one();
+                let take = queue.waiting.len().min(MAX_GROUP);
+                queue.waiting.drain(..take).collect()
+            };
+            let (mut appends, replies): (Vec<Append>, Vec<Reply>) = batch.into_iter().unzip();
+            match self.commit(&appends).await {
+                Ok(results) => {
+                    let queued: Vec<Admission> = appends
+                        .iter_mut()
+                        .zip(&results)
+                        .filter(|(_, result)| result.is_ok())
+                        .filter_map(|(append, _)| append.admission.take())
+                        .collect();
+                    if !queued.is_empty() {
+                        self.backlog.committed(queued);
+                        self.indexer.notify_one();
+                    }
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        // A caller that stopped waiting needs no answer.
+                        let _ = reply.send(result);
+                    }
                 }
-                for (reply, result) in replies.into_iter().zip(results) {
-                    // A caller that stopped waiting needs no answer.
-                    let _ = reply.send(result);
-                }
-            }
-            Err(error) => {
-                let message = error.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(MemoryError::Query(message.clone())));
+                Err(error) => {
+                    let message = error.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(MemoryError::Query(message.clone())));
+                    }
                 }
             }
         }
