@@ -225,9 +225,11 @@ impl FakeTelegram {
     }
 
     /// The next `count` calls of `method` fail with `status` (429 answers
-    /// carry `retry_after`).
+    /// carry `retry_after`; 400 is Telegram refusing the formatting).
     pub fn fail_next(&self, method: &str, count: usize, status: u16, retry_after: Option<u64>) {
         let description = match status {
+            // What Telegram says about formatting it cannot parse.
+            400 => "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 0".to_owned(),
             401 => "Unauthorized".to_owned(),
             429 => format!(
                 "Too Many Requests: retry after {}",

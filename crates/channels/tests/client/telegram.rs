@@ -5,7 +5,8 @@
 //! `ApprovalResponse`s and the message says who decided; an unanswered
 //! request is marked denied when the gateway stops waiting. Files people
 //! send land in the inbox; files the agent sends are uploaded, links out
-//! of `/shared` refused.
+//! of `/shared` refused. A reply Telegram cannot format goes out as plain
+//! text.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -364,5 +365,36 @@ async fn files_the_agent_sends_are_uploaded_and_links_out_of_shared_are_refused(
     assert_eq!(documents[0].file_name, "report.csv");
     assert_eq!(documents[0].contents, b"a,b\n1,2\n");
     assert_eq!(documents[0].caption.as_deref(), Some("here it is"));
+    adapter.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reply_telegram_cannot_format_is_sent_as_plain_text() {
+    let (telegram, gateway, _audit, _state, adapter) = start().await;
+    telegram.push_text(ALICE, ALICE, "format this");
+    let mut conn = accept_new_chat(&gateway).await;
+    assert!(matches!(
+        conn.recv().await,
+        Some(GatewayClientFrame::SendTurn { .. })
+    ));
+    telegram.fail_next("sendMessage", 1, 400, None);
+    conn.send(&msg(
+        1,
+        GatewayServerFrame::TurnCompleted {
+            turn_id: "t-1".into(),
+            final_message: "**bold** and `code`".into(),
+            usage: TurnUsage::default(),
+        },
+    ))
+    .await;
+    let chat = telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| !m.is_empty())
+        .await;
+    assert_eq!(chat.len(), 1, "{chat:?}");
+    assert_eq!(chat[0].text, "**bold** and `code`");
+    assert_eq!(chat[0].parse_mode, None);
+    let sends = telegram.calls_to("sendMessage");
+    assert_eq!(sends[0].params["parse_mode"], "HTML");
+    assert_eq!(sends[0].params["text"], "<b>bold</b> and <code>code</code>");
     adapter.shutdown().await;
 }
