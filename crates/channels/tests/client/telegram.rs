@@ -6,7 +6,7 @@
 //! request is marked denied when the gateway stops waiting. Files people
 //! send land in the inbox; files the agent sends are uploaded, links out
 //! of `/shared` refused. A reply Telegram cannot format goes out as plain
-//! text.
+//! text; server errors are retried with backoff, for polls and sends.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -87,7 +87,19 @@ async fn start() -> (
     tempfile::TempDir,
     TelegramAdapter,
 ) {
-    let telegram = FakeTelegram::start(TOKEN).await;
+    start_with(FakeTelegram::start(TOKEN).await).await
+}
+
+/// The same with a fake Bot API set up by the test.
+async fn start_with(
+    telegram: FakeTelegram,
+) -> (
+    FakeTelegram,
+    ScriptedServer,
+    Arc<RecordedAudit>,
+    tempfile::TempDir,
+    TelegramAdapter,
+) {
     let gateway = ScriptedServer::start().await;
     let audit = Arc::new(RecordedAudit::default());
     let state = tempfile::tempdir().unwrap();
@@ -396,5 +408,44 @@ async fn a_reply_telegram_cannot_format_is_sent_as_plain_text() {
     let sends = telegram.calls_to("sendMessage");
     assert_eq!(sends[0].params["parse_mode"], "HTML");
     assert_eq!(sends[0].params["text"], "<b>bold</b> and <code>code</code>");
+    adapter.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff_for_polls_and_sends() {
+    let telegram = FakeTelegram::start(TOKEN).await;
+    // The first poll fails: the channel is degraded and polls again.
+    telegram.fail_next("getUpdates", 1, 500, None);
+    let (telegram, gateway, _audit, _state, adapter) = start_with(telegram).await;
+    telegram.push_text(ALICE, ALICE, "are you there?");
+    let mut conn = accept_new_chat(&gateway).await;
+    assert!(matches!(
+        conn.recv().await,
+        Some(GatewayClientFrame::SendTurn { .. })
+    ));
+    assert_eq!(adapter.health_probe().get(), ChannelHealthStatus::Healthy);
+    // Two failed sends: the reply still arrives, after 1 s and 2 s.
+    telegram.fail_next("sendMessage", 2, 500, None);
+    conn.send(&msg(
+        1,
+        GatewayServerFrame::TurnCompleted {
+            turn_id: "t-1".into(),
+            final_message: "Here.".into(),
+            usage: TurnUsage::default(),
+        },
+    ))
+    .await;
+    telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| m.iter().any(|m| m.text == "Here."))
+        .await;
+    let sends = telegram.calls_to("sendMessage");
+    assert_eq!(sends.len(), 3);
+    assert!(sends[1].at - sends[0].at >= Duration::from_secs(1));
+    assert!(sends[2].at - sends[1].at >= Duration::from_secs(2));
+    let polls = telegram.calls_to("getUpdates");
+    assert!(
+        polls[1].at - polls[0].at >= Duration::from_secs(1),
+        "polled again at once"
+    );
     adapter.shutdown().await;
 }
