@@ -300,13 +300,16 @@ impl Pool {
     /// `WAL_TRUNCATE_PATIENCE` (searches take milliseconds) and is tried
     /// again after the next batch when readers kept it out.
     pub(crate) async fn truncate_large_wal(&self) -> Result<(), MemoryError> {
-        let Location::Local(path) = &self.location else {
+        self.truncate_wal_above(WAL_LIMIT_BYTES).await
+    }
+
+    /// `truncate_large_wal` with the limit given.
+    async fn truncate_wal_above(&self, limit_bytes: u64) -> Result<(), MemoryError> {
+        let Some(wal) = self.wal_path() else {
             return Ok(());
         };
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
         let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
-        if size <= WAL_LIMIT_BYTES {
+        if size <= limit_bytes {
             return Ok(());
         }
         let (_slot, conn) = self.writer().await?;
@@ -331,6 +334,16 @@ impl Pool {
             );
         }
         Ok(())
+    }
+
+    /// The local database's WAL file (`<db>-wal`).
+    fn wal_path(&self) -> Option<std::path::PathBuf> {
+        let Location::Local(path) = &self.location else {
+            return None;
+        };
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        Some(wal.into())
     }
 
     /// Runs `BEGIN IMMEDIATE` on the writer connection; the returned guard
@@ -511,6 +524,63 @@ mod tests {
         assert!(pool.readers.lock().unwrap().is_empty());
         let mut rows = conn.query("SELECT 1", ()).await.unwrap();
         assert!(rows.next().await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_wal_over_the_limit_is_emptied_unless_a_reader_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(
+            Location::Local(dir.path().join("m.db")),
+            Durability::default(),
+        )
+        .await
+        .unwrap();
+        let wal = pool.wal_path().unwrap();
+        let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let write = |rows: usize| {
+            let pool = &pool;
+            async move {
+                let tx = pool.begin_write().await.unwrap();
+                tx.execute("CREATE TABLE IF NOT EXISTS filler (text TEXT)", ())
+                    .await
+                    .unwrap();
+                for _ in 0..rows {
+                    tx.execute("INSERT INTO filler VALUES (?1)", ["x".repeat(4096)])
+                        .await
+                        .unwrap();
+                }
+                tx.finish(Ok(())).await.unwrap();
+            }
+        };
+        write(64).await;
+        let grown = wal_size();
+        assert!(grown > 128 << 10, "{grown}");
+        // Under the limit: left alone.
+        pool.truncate_wal_above(grown).await.unwrap();
+        assert_eq!(wal_size(), grown);
+        // A reader in the middle of a read keeps it (the call gives up
+        // after its patience instead of holding appends back).
+        let (reader, _slot) = pool.take_reader().await.unwrap();
+        let mut reading = reader.query("SELECT text FROM filler", ()).await.unwrap();
+        assert!(reading.next().await.unwrap().is_some());
+        write(16).await;
+        let started = std::time::Instant::now();
+        pool.truncate_wal_above(64 << 10).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(wal_size() > 0, "a reader's snapshot was truncated away");
+        // Once the reader is done, it is emptied.
+        drop(reading);
+        pool.release_reader(reader);
+        pool.truncate_wal_above(64 << 10).await.unwrap();
+        assert_eq!(wal_size(), 0);
+        // The data survived.
+        let (reader, _slot) = pool.take_reader().await.unwrap();
+        let mut count = reader
+            .query("SELECT count(*) FROM filler", ())
+            .await
+            .unwrap();
+        let row = count.next().await.unwrap().unwrap();
+        assert_eq!(row.get::<i64>(0).unwrap(), 80);
     }
 
     /// SQLite's `synchronous` level on a connection of `pool`.
