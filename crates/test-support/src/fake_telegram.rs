@@ -395,6 +395,7 @@ async fn handle(
         "editMessageText" => edit_message_text(&shared, &params),
         "sendChatAction" | "answerCallbackQuery" => ok(json!(true)),
         "getFile" => get_file(&shared, &params),
+        "deleteMessage" => delete_message(&shared, &params),
         "sendDocument" => send_document(&shared, &params, file),
         _ => envelope_error(404, "Not Found: method not found", None),
     }
@@ -426,6 +427,18 @@ fn send_document(shared: &Shared, params: &Value, file: Option<(String, Vec<u8>)
         "date": 1_765_000_000,
         "document": {"file_id": format!("sent-{message_id}"), "file_name": file_name},
     }))
+}
+
+fn delete_message(shared: &Shared, params: &Value) -> Response {
+    let mut inner = shared.lock();
+    let message_id = params["message_id"].as_i64().unwrap_or_default();
+    match inner.messages.get(&message_id) {
+        Some(message) if params["chat_id"].as_i64() == Some(message.chat_id) => {
+            inner.messages.remove(&message_id);
+            ok(json!(true))
+        }
+        _ => bad_request("message to delete not found"),
+    }
 }
 
 fn get_file(shared: &Shared, params: &Value) -> Response {

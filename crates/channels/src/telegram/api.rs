@@ -439,6 +439,18 @@ impl BotApi {
         }
     }
 
+    /// Deletes a message the bot sent. Best effort: a message that stays
+    /// is only untidy.
+    pub async fn delete_message(&self, chat_id: i64, message_id: i64) {
+        let request = serde_json::json!({ "chat_id": chat_id, "message_id": message_id });
+        if let Err(error) = self
+            .call_retrying::<_, bool>("deleteMessage", &request)
+            .await
+        {
+            tracing::debug!(%error, "telegram message not deleted");
+        }
+    }
+
     /// Shows "typing…" for a few seconds. Best effort: never retried.
     pub async fn send_typing(&self, chat_id: i64, message_thread_id: Option<i64>) {
         let request = SendChatAction {

@@ -406,9 +406,21 @@ impl ChatWorker {
     /// The final reply, formatted, replacing what streaming showed.
     async fn finish(&mut self, final_message: &str) {
         let pieces = markdown::split(final_message, MAX_MESSAGE_UNITS);
+        let count = pieces.len();
         for (index, piece) in pieces.into_iter().enumerate() {
             let html = markdown::to_html(&piece);
             self.show(index, piece, Some(html)).await;
+        }
+        // Streaming may have shown more than the final answer needs (text
+        // of the turn's earlier model calls): those messages go.
+        for extra in self
+            .reply
+            .shown
+            .split_off(count.min(self.reply.shown.len()))
+        {
+            self.api
+                .delete_message(self.chat.chat_id, extra.message_id)
+                .await;
         }
     }
 

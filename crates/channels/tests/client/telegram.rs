@@ -6,7 +6,8 @@
 //! request is marked denied when the gateway stops waiting. Files people
 //! send land in the inbox; files the agent sends are uploaded, links out
 //! of `/shared` refused. A reply Telegram cannot format goes out as plain
-//! text; server errors are retried with backoff, for polls and sends.
+//! text; what streaming showed beyond the final answer is deleted; server
+//! errors are retried with backoff, for polls and sends.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -447,5 +448,41 @@ async fn server_errors_are_retried_with_backoff_for_polls_and_sends() {
         polls[1].at - polls[0].at >= Duration::from_secs(1),
         "polled again at once"
     );
+    adapter.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_final_answer_replaces_everything_streamed_before_it() {
+    let (telegram, gateway, _audit, _state, adapter) = start().await;
+    telegram.push_text(ALICE, ALICE, "think aloud");
+    let mut conn = accept_new_chat(&gateway).await;
+    assert!(matches!(
+        conn.recv().await,
+        Some(GatewayClientFrame::SendTurn { .. })
+    ));
+    // A first model call streams 6,000 characters (two messages), then the
+    // turn ends with a short answer.
+    let thinking = format!("{}\n\n{}", "a ".repeat(1500), "b ".repeat(1500));
+    conn.send(&msg(
+        1,
+        GatewayServerFrame::AssistantDelta { text: thinking },
+    ))
+    .await;
+    telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| m.len() == 2)
+        .await;
+    conn.send(&msg(
+        2,
+        GatewayServerFrame::TurnCompleted {
+            turn_id: "t-1".into(),
+            final_message: "Done.".into(),
+            usage: TurnUsage::default(),
+        },
+    ))
+    .await;
+    let chat = telegram
+        .wait_for_chat(ALICE, PATIENCE, |m| m.len() == 1 && m[0].text == "Done.")
+        .await;
+    assert_eq!(chat[0].parse_mode.as_deref(), Some("HTML"));
     adapter.shutdown().await;
 }
