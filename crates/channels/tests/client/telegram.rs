@@ -58,6 +58,18 @@ fn approval(
     )
 }
 
+/// The end of turn `t-1` with its answer.
+fn completed(seq: u64, answer: &str) -> types::protocol::gateway::GatewayServerMessage {
+    msg(
+        seq,
+        GatewayServerFrame::TurnCompleted {
+            turn_id: "t-1".into(),
+            final_message: answer.into(),
+            usage: TurnUsage::default(),
+        },
+    )
+}
+
 /// The message asking about `command`, once it is shown with its buttons.
 async fn approval_message(telegram: &FakeTelegram, command: &str) -> SentMessage {
     let chat = telegram
@@ -263,15 +275,7 @@ async fn approval_taps_count_only_from_allowed_senders_and_unanswered_ones_time_
                 .any(|m| m.message_id == fourth.message_id && m.text == timed_out)
         })
         .await;
-    conn.send(&msg(
-        6,
-        GatewayServerFrame::TurnCompleted {
-            turn_id: "t-1".into(),
-            final_message: "Done: nothing deleted.".into(),
-            usage: TurnUsage::default(),
-        },
-    ))
-    .await;
+    conn.send(&completed(6, "Done: nothing deleted.")).await;
     let chat = telegram
         .wait_for_chat(ALICE, PATIENCE, |m| {
             m.iter()
@@ -391,15 +395,7 @@ async fn a_reply_telegram_cannot_format_is_sent_as_plain_text() {
         Some(GatewayClientFrame::SendTurn { .. })
     ));
     telegram.fail_next("sendMessage", 1, 400, None);
-    conn.send(&msg(
-        1,
-        GatewayServerFrame::TurnCompleted {
-            turn_id: "t-1".into(),
-            final_message: "**bold** and `code`".into(),
-            usage: TurnUsage::default(),
-        },
-    ))
-    .await;
+    conn.send(&completed(1, "**bold** and `code`")).await;
     let chat = telegram
         .wait_for_chat(ALICE, PATIENCE, |m| !m.is_empty())
         .await;
@@ -427,15 +423,7 @@ async fn server_errors_are_retried_with_backoff_for_polls_and_sends() {
     assert_eq!(adapter.health_probe().get(), ChannelHealthStatus::Healthy);
     // Two failed sends: the reply still arrives, after 1 s and 2 s.
     telegram.fail_next("sendMessage", 2, 500, None);
-    conn.send(&msg(
-        1,
-        GatewayServerFrame::TurnCompleted {
-            turn_id: "t-1".into(),
-            final_message: "Here.".into(),
-            usage: TurnUsage::default(),
-        },
-    ))
-    .await;
+    conn.send(&completed(1, "Here.")).await;
     telegram
         .wait_for_chat(ALICE, PATIENCE, |m| m.iter().any(|m| m.text == "Here."))
         .await;
@@ -471,15 +459,7 @@ async fn the_final_answer_replaces_everything_streamed_before_it() {
     telegram
         .wait_for_chat(ALICE, PATIENCE, |m| m.len() == 2)
         .await;
-    conn.send(&msg(
-        2,
-        GatewayServerFrame::TurnCompleted {
-            turn_id: "t-1".into(),
-            final_message: "Done.".into(),
-            usage: TurnUsage::default(),
-        },
-    ))
-    .await;
+    conn.send(&completed(2, "Done.")).await;
     let chat = telegram
         .wait_for_chat(ALICE, PATIENCE, |m| m.len() == 1 && m[0].text == "Done.")
         .await;
