@@ -7,7 +7,6 @@
 //! their own lane and never wait behind interactive chat.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use runtime::{AgentRuntime, RuntimeEvent, TurnOutcome, TurnState};
 use tokio::sync::{mpsc, oneshot};
@@ -29,11 +28,7 @@ const EVENT_BUFFER: usize = 64;
 const SIDE_FRAMES: usize = 8;
 
 /// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use types::clock::now_ms;
 
 pub(crate) fn new_session_id() -> SessionId {
     SessionId::new(format!("s-{:x}-{}", now_ms(), random_hex(6)))

@@ -481,11 +481,7 @@ async fn journal_mode_wal(conn: &Connection) -> Result<String, libsql::Error> {
 }
 
 /// Milliseconds since the Unix epoch (stored timestamps).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use types::clock::now_ms;
 
 #[cfg(test)]
 mod tests {

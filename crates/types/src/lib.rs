@@ -11,6 +11,7 @@ pub mod audit;
 pub mod catalog;
 pub mod channel;
 mod channels_config;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ids;

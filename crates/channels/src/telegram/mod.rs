@@ -27,12 +27,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use types::channel::{ChannelHealthStatus, ChannelInboundEvent, ChannelMetadata, InboundPayload};
+use types::clock::now_ms;
 use types::{AuditKind, AuditRecord, Channel, ChannelSender, SecretString, UserId};
 
 use self::api::{
@@ -203,13 +204,6 @@ fn command(text: &str, bot_username: Option<&str>) -> Option<Command> {
         "status" => Some(Command::Status),
         _ => None,
     }
-}
-
-fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 struct Poller {
