@@ -332,7 +332,7 @@ impl ChatWorker {
                     if healthy { "healthy" } else { "unhealthy" },
                     self.session.as_ref().map_or("none yet", |id| id.as_str()),
                     self.model.as_ref().map_or("unknown", |id| id.as_str()),
-                    humanize_secs(uptime_secs),
+                    humantime::format_duration(Duration::from_secs(uptime_secs)),
                 );
                 for reason in degraded_reasons {
                     text.push_str(&format!("\nDegraded: {reason}"));
@@ -646,16 +646,6 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// `1h 2m`-style text.
-fn humanize_secs(secs: u64) -> String {
-    let (hours, minutes, seconds) = (secs / 3600, secs / 60 % 60, secs % 60);
-    match (hours, minutes) {
-        (0, 0) => format!("{seconds}s"),
-        (0, _) => format!("{minutes}m {seconds}s"),
-        _ => format!("{hours}h {minutes}m"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,7 +663,5 @@ mod tests {
         assert_eq!(parse_approval_data("x:approval-1"), None);
         assert_eq!(parse_approval_data("y:"), None);
         assert!(approval_keyboard(&"r".repeat(70)).is_none());
-        assert_eq!(humanize_secs(3725), "1h 2m");
-        assert_eq!(humanize_secs(62), "1m 2s");
     }
 }
