@@ -326,6 +326,10 @@ async fn a_telegram_chat_talks_to_the_agent_and_strangers_are_refused() {
     let sessions_before = chat_sessions();
     assert!(sessions_before["1001"].is_string(), "{sessions_before}");
     assert_eq!(runner.terminate().await, Some(0), "{}", runner.stderr());
+    // Telegram forgets only what a later poll confirms: a runner that
+    // forgot its offset would be sent its last batch again.
+    let offset = telegram.confirmed_offset();
+    let polls_before = telegram.calls_to("getUpdates").len();
     let answered = |chat: &[SentMessage]| {
         chat.iter()
             .filter(|m| m.text == "You said: hello there")
@@ -339,6 +343,12 @@ async fn a_telegram_chat_talks_to_the_agent_and_strangers_are_refused() {
         })
         .await;
     assert_eq!(answered(&chat), 1, "an update was handled twice");
+    let first_poll = &telegram.calls_to("getUpdates")[polls_before];
+    assert!(offset > 0);
+    assert_eq!(
+        first_poll.params["offset"], offset,
+        "the restarted runner did not poll from its recorded offset"
+    );
     let remembered = request_texts(&llm).last().cloned().unwrap();
     assert!(
         remembered.contains("hello there"),
